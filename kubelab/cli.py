@@ -1,0 +1,123 @@
+"""The `kubelab` command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from kubelab.errors import KubelabError
+
+app = typer.Typer(help="kubelab: a hands-on Kubernetes architecture course and its autograder.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True, highlight=False)
+
+CourseOpt = typer.Option(None, "--course", help="The folder holding course.yaml (default: found upward from here, "
+                                                 "or KUBELAB_COURSE).")
+
+
+def user_errors(fn):
+    """Every KubelabError becomes `error: ...` + `fix: ...` and its exit code: never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KubelabError as e:
+            err.print(f"error: {e.problem}", markup=False)
+            if e.fix:
+                err.print(f"fix: {e.fix}", markup=False)
+            raise typer.Exit(e.exit_code)
+
+    return wrapper
+
+
+def _course(course: Optional[Path]):
+    from kubelab.course import load_course
+
+    return load_course(course)
+
+
+@app.command()
+@user_errors
+def lint(course: Optional[Path] = CourseOpt) -> None:
+    """Validate course.yaml and the course content it points at."""
+    from kubelab.course import find_course_root
+    from kubelab.lint import lint as run_lint
+
+    problems = run_lint(course or find_course_root())
+    for p in problems:
+        typer.echo(str(p))
+    if problems:
+        err.print(f"{len(problems)} problem(s) found", markup=False)
+        raise typer.Exit(2)
+    typer.echo("course OK")
+
+
+@app.command()
+@user_errors
+def grade(
+    lab: str = typer.Argument(..., help="The lab id from course.yaml, e.g. lab01."),
+    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="How to reach the nodes (`vagrant ssh-config` "
+                                              "format). Default: KUBELAB_SSH_CONFIG or ~/.kubelab/ssh-config."),
+    local: bool = typer.Option(False, "--local", help="Grade this machine as every node (run on the node itself)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
+    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write the result as JUnit XML."),
+    course: Optional[Path] = CourseOpt,
+) -> None:
+    """Grade a lab on the nodes and print, check by check, what is right, what is wrong and what to do.
+    Exit 0 all passed, 1 some check failed, 2 bad usage or input, 3 infrastructure error."""
+    from kubelab.engine import report
+    from kubelab.engine.runner import run_lab
+    from kubelab.engine.targets import LocalTarget, SshConfigTarget
+    from kubelab.errors import UsageError
+    from kubelab.sshconfig import ssh_config_path
+
+    loaded = _course(course)
+    loaded.model.lab(lab)  # an unknown lab is bad usage before any node is touched
+    if local and ssh_config:
+        raise UsageError("--local and --ssh-config exclude each other", "pass one of them")
+    target = LocalTarget(loaded) if local else SshConfigTarget(loaded, ssh_config_path(ssh_config))
+    try:
+        result = run_lab(loaded, lab, target)
+    finally:
+        target.close()
+    report.print_table(result, Console(highlight=False))
+    for writer, path in ((report.write_json, json_out), (report.write_junit, junit_out)):
+        if path:
+            try:
+                writer(result, path)
+            except OSError as e:
+                raise UsageError(f"cannot write {path}: {e.strerror}", "choose a writable path")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@user_errors
+def release(course: Optional[Path] = CourseOpt) -> None:
+    """Regenerate the student notebooks in labs/ from the nbgrader sources in solutions/."""
+    from kubelab.notebook.release import generate_student_versions
+
+    for path in generate_student_versions(_course(course)):
+        typer.echo(f"wrote {path}")
+
+
+def _mount_twin() -> None:
+    from kubelab.twin.cli import twin_app
+
+    app.add_typer(twin_app, name="twin", help="Lab twins: the course's nodes booted here with systemd-nspawn.")
+
+
+_mount_twin()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

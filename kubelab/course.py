@@ -1,0 +1,318 @@
+"""course.yaml: its schema, and a loader whose errors name the file, the key and the fix."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kubelab.errors import UsageError
+
+COURSE_FILE = "course.yaml"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # an RFC 1123 label: a valid hostname and node name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CourseInfo(_Strict):
+    id: str = Field(pattern=NAME_PATTERN)
+    title: str = Field(min_length=1)
+
+
+class KubernetesVersion(_Strict):
+    minor: str = Field(pattern=r"^1\.\d+$")
+    patch: str = Field(pattern=r"^1\.\d+\.\d+$")
+
+    @model_validator(mode="after")
+    def _patch_in_minor(self) -> "KubernetesVersion":
+        if not self.patch.startswith(self.minor + "."):
+            raise ValueError(f"patch {self.patch} is not a release of minor {self.minor}")
+        return self
+
+
+class ContainerdVersion(_Strict):
+    major: int = Field(ge=1, le=3)
+
+
+class CniVersion(_Strict):
+    name: Literal["flannel", "calico", "cilium", "bridge"]
+    version: str = Field(min_length=1)
+
+
+class FromTool(_Strict):
+    """A value that must be read from the installed tools at run time, never pinned here."""
+
+    from_tool: str = Field(min_length=1)
+
+
+class Versions(_Strict):
+    kubernetes: KubernetesVersion
+    containerd: ContainerdVersion
+    cni: CniVersion
+    pause_image: FromTool
+    containerd_version: FromTool
+
+
+class Network(_Strict):
+    private_subnet: ipaddress.IPv4Network
+    pod_cidr: ipaddress.IPv4Network
+    service_cidr: ipaddress.IPv4Network
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "Network":
+        nets = {"private_subnet": self.private_subnet, "pod_cidr": self.pod_cidr,
+                "service_cidr": self.service_cidr}
+        names = list(nets)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if nets[a].overlaps(nets[b]):
+                    raise ValueError(f"{a} {nets[a]} overlaps {b} {nets[b]}")
+        return self
+
+
+class Node(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, max_length=63)
+    role: Literal["control-plane", "worker"]
+    ip: ipaddress.IPv4Address
+    cpus: int = Field(ge=1, le=64)
+    memory_mb: int = Field(ge=512, le=262144)
+
+    @model_validator(mode="after")
+    def _kubeadm_minimums(self) -> "Node":
+        # kubeadm's preflight refuses a control plane with fewer than 2 CPUs or about 2 GiB.
+        if self.role == "control-plane" and (self.cpus < 2 or self.memory_mb < 2048):
+            raise ValueError("a control-plane node needs at least cpus: 2 and memory_mb: 2048 (kubeadm preflight)")
+        return self
+
+
+class Lab(_Strict):
+    id: str = Field(pattern=r"^lab\d{2}$")
+    title: str = Field(min_length=1)
+    notebook: str = Field(pattern=r"^[\w.-]+\.ipynb$")
+    grader: str = Field(pattern=r"^lab\d{2}_\w+\.py$")
+    depends_on: list[str] = Field(default_factory=list)
+    points: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _grader_named_after_lab(self) -> "Lab":
+        if not self.grader.startswith(self.id + "_"):
+            raise ValueError(f"grader {self.grader} must be named {self.id}_<name>.py")
+        return self
+
+
+class Course(_Strict):
+    course: CourseInfo
+    versions: Versions
+    network: Network
+    lab_user: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
+    nodes: list[Node] = Field(min_length=1)
+    labs: list[Lab] = Field(min_length=1)
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_nodes(cls, nodes: list[Node]) -> list[Node]:
+        for attr in ("name", "ip"):
+            seen: set = set()
+            for n in nodes:
+                value = getattr(n, attr)
+                if value in seen:
+                    raise ValueError(f"two nodes have {attr} {value}")
+                seen.add(value)
+        cps = [n.name for n in nodes if n.role == "control-plane"]
+        if len(cps) != 1:
+            raise ValueError(f"exactly one node must have role control-plane, found {len(cps)}")
+        return nodes
+
+    @model_validator(mode="after")
+    def _nodes_in_subnet(self) -> "Course":
+        net = self.network.private_subnet
+        for n in self.nodes:
+            if n.ip not in net or n.ip in (net.network_address, net.broadcast_address):
+                raise ValueError(f"node {n.name} ip {n.ip} is not a host address of network.private_subnet {net}")
+            if n.ip == next(net.hosts()):
+                raise ValueError(f"node {n.name} ip {n.ip} is the subnet's first address, which the host "
+                                 "side of the private network (Vagrant provider or twin bridge) takes")
+        return self
+
+    @model_validator(mode="after")
+    def _lab_graph(self) -> "Course":
+        ids = [lab.id for lab in self.labs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two labs have the same id")
+        known = set(ids)
+        for lab in self.labs:
+            for dep in lab.depends_on:
+                if dep not in known:
+                    raise ValueError(f"lab {lab.id} depends_on unknown lab {dep}")
+        # depends_on must point backwards: labs are taught in file order.
+        order = {lab_id: i for i, lab_id in enumerate(ids)}
+        for lab in self.labs:
+            for dep in lab.depends_on:
+                if order[dep] >= order[lab.id]:
+                    raise ValueError(f"lab {lab.id} depends_on {dep}, which does not come before it")
+        return self
+
+    # -- lookups ---------------------------------------------------------------------------
+    @property
+    def control_plane(self) -> Node:
+        return next(n for n in self.nodes if n.role == "control-plane")
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise UsageError(f"no node named {name!r} in course.yaml",
+                         f"use one of: {', '.join(n.name for n in self.nodes)}")
+
+    def lab(self, lab_id: str) -> Lab:
+        for lab in self.labs:
+            if lab.id == lab_id:
+                return lab
+        raise UsageError(f"unknown lab {lab_id!r}",
+                         f"use one of the labs in course.yaml: {', '.join(l.id for l in self.labs)}")
+
+    def select_nodes(self, selector: str) -> list[Node]:
+        """'all', a role ('control-plane', 'worker') or a node name."""
+        if selector == "all":
+            return list(self.nodes)
+        if selector in ("control-plane", "worker"):
+            return [n for n in self.nodes if n.role == selector]
+        return [self.node(selector)]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the course, located precisely."""
+
+    file: str
+    where: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        loc = f"{self.file}: {self.where}" if self.where else self.file
+        return f"{loc}: {self.problem} (fix: {self.fix})"
+
+
+class CourseProblems(UsageError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        first = problems[0]
+        super().__init__(str(first) if len(problems) == 1 else f"{len(problems)} problems in the course, first: {first}",
+                         "run `kubelab lint` to see them all")
+
+
+@dataclass(frozen=True)
+class LoadedCourse:
+    """A validated course and where it lives."""
+
+    model: Course
+    root: Path
+
+    @property
+    def path(self) -> Path:
+        return self.root / COURSE_FILE
+
+    def grader_path(self, lab_id: str) -> Path:
+        return self.root / "graders" / self.model.lab(lab_id).grader
+
+    def solution_path(self, lab_id: str) -> Path:
+        return self.root / "solutions" / lab_id / self.model.lab(lab_id).notebook
+
+    def student_path(self, lab_id: str) -> Path:
+        return self.root / "labs" / lab_id / self.model.lab(lab_id).notebook
+
+
+def find_course_root(start: Path | None = None) -> Path:
+    """KUBELAB_COURSE (a course.yaml or its folder), else the nearest course.yaml upward from cwd."""
+    env = os.environ.get("KUBELAB_COURSE")
+    if env:
+        p = Path(env).expanduser()
+        return p.parent if p.name == COURSE_FILE or p.is_file() else p
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / COURSE_FILE).is_file():
+            return d
+    raise UsageError(f"no {COURSE_FILE} in {here} or any folder above it",
+                     "run from inside the course checkout, or pass --course PATH / set KUBELAB_COURSE")
+
+
+_FIXES = {
+    "missing": "add the key",
+    "extra_forbidden": "remove the key or check its spelling",
+    "string_pattern_mismatch": "use a value of the form shown",
+    "ip_v4_address": "write an IPv4 address such as 192.168.56.10",
+    "ip_v4_network": "write an IPv4 network such as 192.168.56.0/24",
+    "literal_error": "use one of the allowed values",
+    "int_parsing": "write a whole number",
+    "greater_than_equal": "raise the value",
+    "less_than_equal": "lower the value",
+    "too_short": "add at least one entry",
+}
+
+
+def _key_path(loc: tuple, data) -> str:
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            # name list entries by their name/id where the file gives one: nodes[worker], not nodes[1]
+            label = None
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                label = node[item].get("name") or node[item].get("id")
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{label if label else item}]"]
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def parse_course(text: str, file: str = COURSE_FILE) -> Course:
+    """Parse and validate; raise CourseProblems listing every problem found."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise CourseProblems([Problem(file, where, f"not valid YAML: {reason}",
+                                      "fix the YAML syntax at that position (indentation, quotes, colons)")])
+    if not isinstance(data, dict):
+        raise CourseProblems([Problem(file, "", "is not a YAML mapping of course, versions, network, nodes, labs",
+                                      "start from the course.yaml in the repository")])
+    try:
+        return Course.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(x for x in err["loc"] if x not in ("function-after",))
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            fix = _FIXES.get(err["type"], "correct the value")
+            if err["type"] == "string_pattern_mismatch":
+                fix = f"use a value matching {err['ctx']['pattern']}"
+            problems.append(Problem(file, _key_path(loc, data) or "(top level)", msg, fix))
+        raise CourseProblems(problems)
+
+
+def load_course(root: Path | str | None = None) -> LoadedCourse:
+    root = Path(root) if root is not None else find_course_root()
+    if root.is_file():
+        root = root.parent
+    path = root / COURSE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist", "pass the folder that holds course.yaml with --course")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path} cannot be read: {e}", "check the file's permissions and encoding")
+    return LoadedCourse(parse_course(text, str(path)), root.resolve())

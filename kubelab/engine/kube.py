@@ -1,0 +1,74 @@
+"""The `kube` fixture: the official kubernetes client, built from the control plane's admin kubeconfig.
+
+It is lazy: nothing is read until a check touches it, so a lab without a cluster never pays for it,
+and a missing admin.conf surfaces inside the check that needed it (as that check's failure)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import yaml
+
+from kubelab.engine.checks import CheckFailed
+from kubelab.errors import InfrastructureError
+
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+
+
+class Kube:
+    def __init__(self, control_plane_host: Any, control_plane_name: str, path: str = ADMIN_KUBECONFIG):
+        self._host = control_plane_host
+        self._node = control_plane_name
+        self.path = path
+
+    @cached_property
+    def kubeconfig(self) -> dict:
+        result = self._host.run("sudo -n cat %s", self.path)
+        if result.rc != 0:
+            raise CheckFailed(f"{self.path} on {self._node} (written by kubeadm init)",
+                              (result.stderr.strip() or f"exit status {result.rc}"), what="admin kubeconfig")
+        try:
+            data = yaml.safe_load(result.stdout)
+            assert isinstance(data, dict) and data.get("clusters")
+        except Exception:
+            raise CheckFailed("a kubeconfig", f"{self.path} on {self._node} is not a kubeconfig", what="admin kubeconfig")
+        return data
+
+    @cached_property
+    def api_client(self):
+        from kubernetes import config
+
+        try:
+            return config.new_client_from_config_dict(self.kubeconfig)
+        except config.ConfigException as e:
+            raise InfrastructureError(f"cannot build a Kubernetes client from {self.path}: {e}",
+                                      "regenerate admin.conf with kubeadm")
+
+    @cached_property
+    def core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client)
+
+    @cached_property
+    def apps(self):
+        from kubernetes import client
+
+        return client.AppsV1Api(self.api_client)
+
+    @cached_property
+    def coordination(self):
+        from kubernetes import client
+
+        return client.CoordinationV1Api(self.api_client)
+
+    @cached_property
+    def version(self):
+        from kubernetes import client
+
+        return client.VersionApi(self.api_client).get_code()
+
+    def close(self) -> None:
+        if "api_client" in self.__dict__:
+            self.api_client.close()

@@ -17,6 +17,14 @@ COURSE_FILE = "course.yaml"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # an RFC 1123 label: a valid hostname and node name
 
 
+_SEP = "\x1f"
+
+
+def _located(where: str, problem: str, fix: str) -> ValueError:
+    """A cross-field problem with its own key path and fix (pydantic gives model validators no location)."""
+    return ValueError(_SEP.join((where, problem, fix)))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,11 +131,13 @@ class Course(_Strict):
             for n in nodes:
                 value = getattr(n, attr)
                 if value in seen:
-                    raise ValueError(f"two nodes have {attr} {value}")
+                    raise _located(f"nodes[{n.name}].{attr}", f"two nodes have {attr} {value}",
+                                   f"give every node its own {attr}")
                 seen.add(value)
         cps = [n.name for n in nodes if n.role == "control-plane"]
         if len(cps) != 1:
-            raise ValueError(f"exactly one node must have role control-plane, found {len(cps)}")
+            raise _located("nodes", f"exactly one node must have role control-plane, found {len(cps)}",
+                           "set role: control-plane on exactly one node")
         return nodes
 
     @model_validator(mode="after")
@@ -135,28 +145,32 @@ class Course(_Strict):
         net = self.network.private_subnet
         for n in self.nodes:
             if n.ip not in net or n.ip in (net.network_address, net.broadcast_address):
-                raise ValueError(f"node {n.name} ip {n.ip} is not a host address of network.private_subnet {net}")
+                raise _located(f"nodes[{n.name}].ip", f"{n.ip} is not a host address of network.private_subnet {net}",
+                               f"pick an address inside {net}")
             if n.ip == next(net.hosts()):
-                raise ValueError(f"node {n.name} ip {n.ip} is the subnet's first address, which the host "
-                                 "side of the private network (Vagrant provider or twin bridge) takes")
+                raise _located(f"nodes[{n.name}].ip", f"{n.ip} is the subnet's first address, which the host side "
+                               "of the private network (Vagrant provider or twin bridge) takes",
+                               f"pick another address inside {net}")
         return self
 
     @model_validator(mode="after")
     def _lab_graph(self) -> "Course":
         ids = [lab.id for lab in self.labs]
         if len(set(ids)) != len(ids):
-            raise ValueError("two labs have the same id")
+            raise _located("labs", "two labs have the same id", "give every lab its own id")
         known = set(ids)
         for lab in self.labs:
             for dep in lab.depends_on:
                 if dep not in known:
-                    raise ValueError(f"lab {lab.id} depends_on unknown lab {dep}")
+                    raise _located(f"labs[{lab.id}].depends_on", f"unknown lab {dep}",
+                                   f"name labs defined in course.yaml: {', '.join(ids)}")
         # depends_on must point backwards: labs are taught in file order.
         order = {lab_id: i for i, lab_id in enumerate(ids)}
         for lab in self.labs:
             for dep in lab.depends_on:
                 if order[dep] >= order[lab.id]:
-                    raise ValueError(f"lab {lab.id} depends_on {dep}, which does not come before it")
+                    raise _located(f"labs[{lab.id}].depends_on", f"{dep} does not come before {lab.id}",
+                                   "a lab may only depend on labs listed above it")
         return self
 
     # -- lookups ---------------------------------------------------------------------------
@@ -205,8 +219,12 @@ class CourseProblems(UsageError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         first = problems[0]
-        super().__init__(str(first) if len(problems) == 1 else f"{len(problems)} problems in the course, first: {first}",
-                         "run `kubelab lint` to see them all")
+        where = f"{first.file}: {first.where}" if first.where else first.file
+        if len(problems) == 1:
+            super().__init__(f"{where}: {first.problem}", first.fix)
+        else:
+            super().__init__(f"{len(problems)} problems in {first.file}, first: {first.where}: {first.problem}",
+                             "run `kubelab lint` to see them all")
 
 
 @dataclass(frozen=True)
@@ -300,7 +318,11 @@ def parse_course(text: str, file: str = COURSE_FILE) -> Course:
             fix = _FIXES.get(err["type"], "correct the value")
             if err["type"] == "string_pattern_mismatch":
                 fix = f"use a value matching {err['ctx']['pattern']}"
-            problems.append(Problem(file, _key_path(loc, data) or "(top level)", msg, fix))
+            where = _key_path(loc, data) or "(top level)"
+            if _SEP in msg:
+                sub, msg, fix = msg.split(_SEP)
+                where = sub
+            problems.append(Problem(file, where, msg, fix))
         raise CourseProblems(problems)
 
 

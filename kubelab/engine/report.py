@@ -37,15 +37,15 @@ def print_table(result: LabResult, console: Console | None = None) -> None:
         if c.status is Status.PASS:
             continue
         head = Text(f"{MARK[c.status]} {c.title} [{c.node}]", style=STYLE[c.status])
-        console.print(head)
+        console.print(head, soft_wrap=True)
         if c.status is Status.FAIL:
-            console.print(f"    expected: {c.expected}", markup=False)
-            console.print(f"    actual:   {c.actual}", markup=False)
+            console.print(f"    expected: {c.expected}", markup=False, soft_wrap=True)
+            console.print(f"    actual:   {c.actual}", markup=False, soft_wrap=True)
             if c.message:
-                console.print(f"    note:     {c.message}", markup=False)
-            console.print(f"    hint:     {c.hint}", markup=False)
+                console.print(f"    note:     {c.message}", markup=False, soft_wrap=True)
+            console.print(f"    hint:     {c.hint}", markup=False, soft_wrap=True)
         else:
-            console.print(f"    {c.message}", markup=False)
+            console.print(f"    {c.message}", markup=False, soft_wrap=True)
     summary = (f"score {_pts(result.score)}/{_pts(result.max_score)} — {result.count(Status.PASS)} passed, "
                f"{result.count(Status.FAIL)} failed, {result.count(Status.BLOCKED)} blocked, "
                f"{result.count(Status.ERROR)} error, {result.count(Status.SKIPPED)} skipped "

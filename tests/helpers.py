@@ -1,0 +1,35 @@
+"""Shared test helpers: throwaway courses with hand-written graders, and running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_course(tmp: Path, grader_source: str, lab_id: str = "lab90", mutate=None) -> Path:
+    """A copy of the repository's course.yaml whose only lab is `lab_id`, graded by `grader_source`."""
+    data = yaml.safe_load((REPO / "course.yaml").read_text())
+    data["labs"] = [{"id": lab_id, "title": "Engine test lab", "notebook": f"{lab_id}.ipynb",
+                     "grader": f"{lab_id}_engine.py", "depends_on": [], "points": 10}]
+    if mutate:
+        mutate(data)
+    root = tmp / "course"
+    (root / "graders").mkdir(parents=True, exist_ok=True)
+    (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (root / "graders" / f"{lab_id}_engine.py").write_text(textwrap.dedent(grader_source))
+    return root
+
+
+def kubelab(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed `kubelab` command for real and capture what a user would see."""
+    full_env = {**os.environ, **(env or {})}
+    exe = shutil.which("kubelab") or str(Path(sys.executable).parent / "kubelab")
+    return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

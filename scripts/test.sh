@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command (README.md): installs what the suite needs on a Debian 12 machine,
+# then runs the whole suite, lab twins included. Run as root (the twins need it).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k engine`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: the suite boots lab twins (systemd-nspawn) and must run as root" >&2
+  echo "fix: sudo bash scripts/test.sh" >&2
+  exit 2
+fi
+
+APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 shellcheck)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+VENV=${KUBELAB_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating the virtual environment $VENV"
+  python3 -m venv "$VENV"
+fi
+echo "==> installing kubelab and its test dependencies into $VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+export PATH="$PWD/$VENV/bin:$PATH"
+echo "==> running the suite"
+exec "$VENV/bin/python" -m pytest -ra "$@"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -106,10 +105,7 @@ def release(course: Optional[Path] = CourseOpt) -> None:
 
 
 def _mount_twin() -> None:
-    try:  # TEMP until kubelab.twin.cli lands
-        from kubelab.twin.cli import twin_app
-    except ModuleNotFoundError:
-        return
+    from kubelab.twin.cli import twin_app
 
     app.add_typer(twin_app, name="twin", help="Lab twins: the course's nodes booted here with systemd-nspawn.")
 

@@ -64,7 +64,7 @@ def resolve(cfg: paramiko.SSHConfig, alias: str, path: str | os.PathLike = "ssh-
     if alias not in cfg.get_hostnames():
         known = ", ".join(sorted(cfg.get_hostnames() - {"*"}))
         raise UsageError(f"ssh-config {path} has no Host {alias} (it has: {known or 'none'})",
-                         f"regenerate it after `vagrant up` so it lists every node of course.yaml")
+                         "regenerate it after `vagrant up` so it lists every node of course.yaml")
     entry = cfg.lookup(alias)
     try:
         port = int(entry.get("port", 22))

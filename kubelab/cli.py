@@ -110,7 +110,17 @@ def _mount_twin() -> None:
     app.add_typer(twin_app, name="twin", help="Lab twins: the course's nodes booted here with systemd-nspawn.")
 
 
+def _mount_home_lab() -> None:
+    from kubelab.doctor.cli import doctor_command
+    from kubelab.vagrant_cli import snapshot_app, url_command
+
+    app.command("doctor")(doctor_command)
+    app.command("url")(url_command)
+    app.add_typer(snapshot_app, name="snapshot", help="Per-lab snapshots of all nodes (vagrant snapshot).")
+
+
 _mount_twin()
+_mount_home_lab()
 
 
 def main() -> None:

@@ -63,6 +63,9 @@ def grade(
     ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="How to reach the nodes (`vagrant ssh-config` "
                                               "format). Default: KUBELAB_SSH_CONFIG or ~/.kubelab/ssh-config."),
     local: bool = typer.Option(False, "--local", help="Grade this machine as every node (run on the node itself)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Grade live and write the evidence of every "
+                                          "observation to this file (secrets redacted)."),
+    replay: Optional[Path] = typer.Option(None, "--replay", help="Grade from an evidence file alone, no node touched."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
     junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write the result as JUnit XML."),
     course: Optional[Path] = CourseOpt,
@@ -77,13 +80,29 @@ def grade(
 
     loaded = _course(course)
     loaded.model.lab(lab)  # an unknown lab is bad usage before any node is touched
-    if local and ssh_config:
-        raise UsageError("--local and --ssh-config exclude each other", "pass one of them")
-    target = LocalTarget(loaded) if local else SshConfigTarget(loaded, ssh_config_path(ssh_config))
-    try:
-        result = run_lab(loaded, lab, target)
-    finally:
-        target.close()
+    if sum(bool(x) for x in (local, ssh_config, replay)) > 1:
+        raise UsageError("--local, --ssh-config and --replay exclude each other", "pass one of them")
+    if replay and record:
+        raise UsageError("--record and --replay exclude each other", "record a live run, replay a recorded one")
+    if replay:
+        from kubelab.evidence import replay_lab
+
+        result, _ = replay_lab(loaded, lab, replay)
+    else:
+        target = LocalTarget(loaded) if local else SshConfigTarget(loaded, ssh_config_path(ssh_config))
+        try:
+            if record:
+                from kubelab.evidence import record_lab, save
+
+                result, evidence = record_lab(loaded, lab, target)
+                try:
+                    save(evidence, record)
+                except OSError as e:
+                    raise UsageError(f"cannot write {record}: {e.strerror}", "choose a writable path")
+            else:
+                result = run_lab(loaded, lab, target)
+        finally:
+            target.close()
     report.print_table(result, Console(highlight=False))
     for writer, path in ((report.write_json, json_out), (report.write_junit, junit_out)):
         if path:

@@ -6,7 +6,7 @@ and a missing admin.conf surfaces inside the check that needed it (as that check
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -17,10 +17,13 @@ ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 
 
 class Kube:
-    def __init__(self, control_plane_host: Any, control_plane_name: str, path: str = ADMIN_KUBECONFIG):
+    def __init__(self, control_plane_host: Any, control_plane_name: str, path: str = ADMIN_KUBECONFIG,
+                 client_factory: Callable[[dict], Any] | None = None):
         self._host = control_plane_host
         self._node = control_plane_name
         self.path = path
+        # the target decides how API requests travel (live, recorded, or replayed from evidence)
+        self._client_factory = client_factory or live_api_client
 
     @cached_property
     def kubeconfig(self) -> dict:
@@ -37,13 +40,7 @@ class Kube:
 
     @cached_property
     def api_client(self):
-        from kubernetes import config
-
-        try:
-            return config.new_client_from_config_dict(self.kubeconfig)
-        except config.ConfigException as e:
-            raise InfrastructureError(f"cannot build a Kubernetes client from {self.path}: {e}",
-                                      "regenerate admin.conf with kubeadm")
+        return self._client_factory(self.kubeconfig)
 
     @cached_property
     def core(self):
@@ -72,3 +69,13 @@ class Kube:
     def close(self) -> None:
         if "api_client" in self.__dict__:
             self.api_client.close()
+
+
+def live_api_client(kubeconfig: dict):
+    from kubernetes import config
+
+    try:
+        return config.new_client_from_config_dict(kubeconfig)
+    except config.ConfigException as e:
+        raise InfrastructureError(f"cannot build a Kubernetes client from the admin kubeconfig: {e}",
+                                  "regenerate admin.conf with kubeadm")

@@ -58,7 +58,7 @@ class KubelabPlugin:
         """The official kubernetes client, from the control plane's admin kubeconfig (lazy)."""
         if self._kube is None:
             cp = self._course.model.control_plane
-            self._kube = Kube(self._target.host(cp.name), cp.name)
+            self._kube = Kube(self._target.host(cp.name), cp.name, client_factory=self._target.api_client)
         return self._kube
 
     # -- collection ----------------------------------------------------------------------------

@@ -139,6 +139,12 @@ class Target:
             self._hosts[node] = host
         return self._hosts[node]
 
+    def api_client(self, kubeconfig: dict):
+        """The Kubernetes API client for this target (live: straight from the kubeconfig)."""
+        from kubelab.engine.kube import live_api_client
+
+        return live_api_client(kubeconfig)
+
     def close(self) -> None:
         for h in self._hosts.values():
             close = getattr(h.backend, "close", None)

@@ -1,0 +1,45 @@
+"""Evidence of a lab's state: record what the grader saw, and grade again from it alone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import kubelab
+from kubelab.course import LoadedCourse
+from kubelab.engine.results import LabResult
+from kubelab.engine.runner import run_lab
+from kubelab.engine.targets import Target
+from kubelab.evidence import identity
+from kubelab.evidence.model import Evidence, course_digest, load, save
+from kubelab.evidence.record import RecordingTarget
+from kubelab.evidence.replay import NotInEvidence, ReplayTarget
+from kubelab.errors import UsageError
+
+__all__ = ["Evidence", "NotInEvidence", "comparable", "load", "record_lab", "replay_lab", "save"]
+
+
+def record_lab(course: LoadedCourse, lab_id: str, target: Target) -> tuple[LabResult, Evidence]:
+    recorder = RecordingTarget(target)
+    result = run_lab(course, lab_id, recorder)
+    evidence = Evidence(
+        format="kubelab-evidence", version=1, kubelab_version=kubelab.__version__,
+        course_digest=course_digest(course.path), lab=lab_id,
+        recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), target=target.description,
+        identity=identity.collect(target), nodes=recorder.commands, api=recorder.api, result=result.to_dict())
+    return result, evidence.sealed()
+
+
+def replay_lab(course: LoadedCourse, lab_id: str, path: str | Path) -> tuple[LabResult, Evidence]:
+    evidence = load(path)
+    if evidence.lab != lab_id:
+        raise UsageError(f"evidence file {path} is for {evidence.lab}, not {lab_id}",
+                         f"grade it as {evidence.lab}, or pass the evidence of {lab_id}")
+    target = ReplayTarget(course, evidence, source=f"evidence {Path(path).name}")
+    return run_lab(course, lab_id, target), evidence
+
+
+def comparable(result: dict) -> list[dict]:
+    """The parts of a result that must agree between a live run and its replay."""
+    keep = ("id", "status", "points", "max_points", "expected", "actual", "blocked_by", "message")
+    return [{k: c[k] for k in keep} for c in result["checks"]]

@@ -1,0 +1,116 @@
+"""The evidence file: what the grader saw, versioned, with a digest over its content.
+
+Format `kubelab-evidence`, version 1, JSON (UTF-8):
+
+    {"format": "kubelab-evidence", "version": 1,
+     "kubelab_version": "0.1.0", "course_digest": "sha256:…", "lab": "lab01",
+     "recorded_at": "2026-…Z", "target": "ssh-config …",
+     "identity": {"nodes": {"master": {"hostname": "master", "machine_id": "…"}},
+                  "cluster": {"kube_system_uid": "…", "etcd_cluster_id": "…"}},
+     "nodes": {"master": [{"cmd": "…", "rc": 0, "stdout": "…", "stderr": "…"}]},
+     "api": [{"method": "GET", "path": "/api/v1/nodes", "body": null, "status": 200, "data": "…"}],
+     "result": {…the LabResult of the live run…},
+     "digest": "sha256:…"}
+
+`digest` is the SHA-256 of the canonical JSON of every other field. It detects a damaged or edited
+file; it is not a signature (a learner owns the machine that records it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kubelab.errors import UsageError
+
+FORMAT = "kubelab-evidence"
+VERSION = 1
+
+
+class CommandObservation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cmd: str
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class ApiObservation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: str
+    path: str
+    body: Any = None
+    status: int
+    data: str
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["kubelab-evidence"]
+    version: int
+    kubelab_version: str
+    course_digest: str
+    lab: str
+    recorded_at: str
+    target: str
+    identity: dict = Field(default_factory=dict)
+    nodes: dict[str, list[CommandObservation]] = Field(default_factory=dict)
+    api: list[ApiObservation] = Field(default_factory=list)
+    result: dict
+    digest: str = ""
+
+    def body_digest(self) -> str:
+        body = self.model_dump(exclude={"digest"})
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def sealed(self) -> "Evidence":
+        return self.model_copy(update={"digest": self.body_digest()})
+
+
+def course_digest(course_file: Path) -> str:
+    return "sha256:" + hashlib.sha256(course_file.read_bytes()).hexdigest()
+
+
+def save(evidence: Evidence, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(evidence.sealed().model_dump(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)  # never a half-written evidence file
+    return path
+
+
+def load(path: str | Path) -> Evidence:
+    path = Path(path)
+    regen = f"record it again with `kubelab grade LAB --record {path.name}`"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"evidence file {path} does not exist", "check the path, or " + regen)
+    except OSError as e:
+        raise UsageError(f"evidence file {path} cannot be read: {e.strerror}", "check its permissions")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"evidence file {path} is not text (corrupt)", regen)
+    except json.JSONDecodeError as e:
+        # a file cut short (a copy interrupted, a quota hit) no longer ends with the closing brace
+        what = "corrupt" if raw.rstrip().endswith(b"}") else "truncated"
+        raise UsageError(f"evidence file {path} is {what}: invalid JSON at line {e.lineno}, column {e.colno}", regen)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a kubelab evidence file", "pass a file written by `kubelab grade --record`")
+    if data.get("version") != VERSION:
+        raise UsageError(f"evidence file {path} has format version {data.get('version')!r}; this kubelab reads "
+                         f"version {VERSION}", "grade it with the kubelab version that recorded it, or " + regen)
+    try:
+        evidence = Evidence.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise UsageError(f"evidence file {path} is malformed at {where}: {err['msg']}", regen)
+    if evidence.digest != evidence.body_digest():
+        raise UsageError(f"evidence file {path} was modified after it was recorded (digest mismatch)", regen)
+    return evidence

@@ -1,0 +1,20 @@
+"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node` and `%nodes`; `grade` scores a lab."""
+
+from __future__ import annotations
+
+from kubelab.notebook.grading import grade
+from kubelab.notebook.magics import NodeCommandError, NodeError, NodeMagics
+
+__all__ = ["grade", "load_ipython_extension", "unload_ipython_extension", "NodeError", "NodeCommandError",
+           "NodeMagics"]
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext kubelab.notebook`: register `%%node` and `%nodes`."""
+    from kubelab.notebook.magics import load_ipython_extension as _load
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from kubelab.notebook.magics import unload_ipython_extension as _unload
+    _unload(ipython)

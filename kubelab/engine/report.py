@@ -50,7 +50,7 @@ def print_table(result: LabResult, console: Console | None = None) -> None:
                f"{result.count(Status.FAIL)} failed, {result.count(Status.BLOCKED)} blocked, "
                f"{result.count(Status.ERROR)} error, {result.count(Status.SKIPPED)} skipped "
                f"({result.duration_s:.1f}s, {result.target})")
-    console.print(Text(summary, style="bold " + {"passed": "green", "failed": "red", "error": "magenta"}[result.status]))
+    console.print(Text(summary, style="bold " + {"passed": "green", "failed": "red", "error": "magenta"}[result.status]), soft_wrap=True)
     if result.status == "error":
         console.print("Some checks could not observe the nodes: this is an infrastructure problem, not your score.",
                       markup=False)

@@ -43,22 +43,23 @@ def test_modules_active(host):
 
 @check("IP forwarding and bridge netfilter are set to 1 at boot", on="all", points=2,
        hint="Put `net.ipv4.ip_forward = 1` and `net.bridge.bridge-nf-call-iptables = 1` in "
-            "/etc/sysctl.d/k8s.conf, then apply with `sudo sysctl --system`.")
+            "/etc/sysctl.d/k8s.conf, then apply it with `sudo sysctl -p /etc/sysctl.d/k8s.conf`.")
 def test_sysctls_at_boot(host):
     config = effective_sysctl_config(host.run(SYSCTL_GREP).stdout)
     got = {k: config.get(k, ("(unset)", ""))[0] for k in REQUIRED_SYSCTLS}
     expect_equal(got, REQUIRED_SYSCTLS, what="values in /etc/sysctl.d")
 
 
-@check("IP forwarding is on now", on="all", points=1,
-       hint="Apply the sysctl files with `sudo sysctl --system` (or `sudo sysctl -w net.ipv4.ip_forward=1`).")
+# Live values are applied at boot by systemd-sysctl: right after a reboot, give it a moment.
+@check("IP forwarding is on now", on="all", points=1, wait_s=5, interval_s=1,
+       hint="Apply the file with `sudo sysctl -p /etc/sysctl.d/k8s.conf` (or `sudo sysctl --system`).")
 def test_ip_forward_live(host):
     expect_equal(host.file("/proc/sys/net/ipv4/ip_forward").content_string.strip(), "1",
                  what="net.ipv4.ip_forward")
 
 
-@check("Bridged traffic passes through iptables now", on="all", points=1, needs=["modules_active"],
-       hint="Apply the sysctl files with `sudo sysctl --system` after loading br_netfilter.")
+@check("Bridged traffic passes through iptables now", on="all", points=1, needs=["modules_active"], wait_s=5,
+       interval_s=1, hint="Load br_netfilter, then apply `sudo sysctl -p /etc/sysctl.d/k8s.conf`.")
 def test_bridge_nf_live(host):
     expect_equal(host.file("/proc/sys/net/bridge/bridge-nf-call-iptables").content_string.strip(), "1",
                  what="net.bridge.bridge-nf-call-iptables")

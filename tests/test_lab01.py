@@ -18,6 +18,7 @@ from kubelab.course import load_course
 from kubelab.engine.results import Status
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
+from kubelab.evidence import comparable
 
 pytestmark = pytest.mark.twins
 
@@ -39,9 +40,15 @@ def course():
 
 
 def grade_json(ssh_config, tmp_path, name):
-    out = tmp_path / f"{name}.json"
-    p = kubelab("grade", "lab01", "--ssh-config", str(ssh_config), "--json", str(out), "--course", str(REPO))
-    return p, json.loads(out.read_text())
+    """Grade live, recording evidence; replay the evidence and demand the same result (issue 4)."""
+    out, evidence, replayed = (tmp_path / f"{name}{suffix}" for suffix in (".json", ".evidence.json", ".replay.json"))
+    p = kubelab("grade", "lab01", "--ssh-config", str(ssh_config), "--json", str(out), "--record", str(evidence),
+                "--course", str(REPO))
+    r = kubelab("grade", "lab01", "--replay", str(evidence), "--json", str(replayed), "--course", str(REPO))
+    live = json.loads(out.read_text())
+    assert r.returncode == p.returncode
+    assert comparable(json.loads(replayed.read_text())) == comparable(live)
+    return p, live
 
 
 def test_fresh_twins_fail_with_hints(fresh_twins, tmp_path):

@@ -14,14 +14,15 @@ import statistics
 import time
 from pathlib import Path
 
-import testinfra
+import testinfra.host
+from testinfra.backend.paramiko import ParamikoBackend
 
 from kubelab.course import load_course
 from kubelab.engine.checks import CheckFailed, spec_of
 from kubelab.engine.kube import Kube
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
-from kubelab.twin import TwinSet
+from kubelab.twin import TwinSet, lease
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,9 @@ def plain_testinfra_run(course, ssh_config):
     n = 0
     for fn in checks:
         for node in course.model.select_nodes(spec_of(fn).on):
-            host = testinfra.get_host(f"paramiko://{node.name}", ssh_config=str(ssh_config))
+            # a fresh testinfra host per check, as in a suite whose `host` fixture is function-scoped
+            backend = ParamikoBackend(node.name, ssh_config=str(ssh_config))
+            host = testinfra.host.Host(backend)
             counts.connections += 1
             original = host.backend.run
 
@@ -76,7 +79,8 @@ def plain_testinfra_run(course, ssh_config):
             except CheckFailed:
                 pass
             n += 1
-            host.backend.client.close()
+            if "client" in vars(backend):
+                backend.client.close()
     return time.perf_counter() - t0, counts.connections, counts.commands, n
 
 
@@ -85,18 +89,29 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     course = load_course(REPO)
-    ssh_config = TwinSet(course).ssh_config_file()
-    rows = []
-    for label, fn in (("kubelab engine (one connection per node)", engine_run),
-                      ("plain per-check testinfra (paramiko)", plain_testinfra_run)):
-        runs = [fn(course, ssh_config) for _ in range(args.repeat)]
-        walls = [r[0] for r in runs]
-        _, conns, cmds, checks = runs[-1]
-        rows.append((label, statistics.median(walls), min(walls), conns, cmds, checks))
+    twins = TwinSet(course)
+    held = lease.acquire(course.model.course.id)  # tests and benchmarks never share running twins
+    try:
+        twins.up(progress=None)
+        rows = measure(course, twins.ssh_config_file(), args.repeat)
+    finally:
+        twins.down()
+        held.close()
     print(f"Lab 1 on {len(course.model.nodes)} twins, {args.repeat} runs each")
     print(f"{'runner':44} {'median s':>9} {'best s':>7} {'ssh conns':>9} {'commands':>9} {'checks':>7}")
     for label, med, best, conns, cmds, checks in rows:
         print(f"{label:44} {med:9.2f} {best:7.2f} {conns:9d} {cmds:9d} {checks:7d}")
+
+
+def measure(course, ssh_config, repeat):
+    rows = []
+    for label, fn in (("kubelab engine (one connection per node)", engine_run),
+                      ("testinfra, a connection per check (paramiko)", plain_testinfra_run)):
+        runs = [fn(course, ssh_config) for _ in range(repeat)]
+        walls = [r[0] for r in runs]
+        _, conns, cmds, checks = runs[-1]
+        rows.append((label, statistics.median(walls), min(walls), conns, cmds, checks))
+    return rows
 
 
 if __name__ == "__main__":

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from kubelab.course import load_course
 from kubelab.errors import KubelabError
-from kubelab.twin import TwinSet
+from kubelab.twin import TwinSet, lease
 from kubelab.twin.hostcmd import missing_tools
-from kubelab.twin.paths import twin_root
 
 REPO = Path(__file__).resolve().parents[1]
 LEASE_WAIT_S = 30 * 60
@@ -31,34 +28,11 @@ def _twins_unavailable() -> str | None:
 
 
 def _lease(ts: TwinSet):
-    """Hold the twin set for this whole test session.
-
-    Every twin operation is locked on its own, but a test session needs the twins unchanged from
-    its fresh `up` to its `down`: two sessions on one host (developers sharing a machine) would
-    otherwise re-copy and reboot each other's twins mid-test. The kernel drops the lock when the
-    holder dies, so a killed session never blocks the next one.
-    """
-    path = twin_root() / f".{ts.course_id}.test-session.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")
-    deadline = time.monotonic() + LEASE_WAIT_S
-    while True:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                f.seek(0)
-                holder = f.read().strip() or "?"
-                f.close()
-                pytest.fail(f"another test session (pid {holder}) has held the lab twins for "
-                            f"{LEASE_WAIT_S // 60} min: wait for it to finish or stop it", pytrace=False)
-            time.sleep(1)
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
+    """Hold the twin set for this whole test session (see kubelab.twin.lease)."""
+    try:
+        return lease.acquire(ts.course_id, wait_s=LEASE_WAIT_S)
+    except KubelabError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +45,7 @@ def twins():
     if reason:
         pytest.fail(reason, pytrace=False)
     ts = TwinSet(load_course(REPO))
-    lease = _lease(ts)
+    held = _lease(ts)
     torn_down = False
 
     # Teardown must run whatever happens: finally (test failures, Ctrl-C), atexit (an exit that
@@ -102,7 +76,7 @@ def twins():
         finally:
             torn_down = True
             signal.signal(signal.SIGTERM, previous)
-            lease.close()  # releases the session lock
+            held.close()  # releases the session lock
 
 
 _twins_changed = {"by": None}

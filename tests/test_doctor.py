@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,18 +231,25 @@ def test_gather_on_this_machine(tmp_path):
     assert facts.os == "linux" and facts.cpus == os.cpu_count()
     assert facts.free_memory_mb and facts.total_memory_mb and facts.free_memory_mb <= facts.total_memory_mb
     assert any(n.interface == "lo" for n in facts.networks)
-    # this machine has no Vagrant: that is what the doctor must say
-    assert facts.vagrant_version is None
-    findings = evaluate(facts, load_course(REPO).model)
-    assert any(f.severity == "error" and f.title.startswith("Vagrant is not installed") for f in findings)
+    # whatever this machine has, the facts must say the same as the tool itself
+    vagrant = shutil.which("vagrant")
+    if vagrant is None:
+        assert facts.vagrant_version is None
+        findings = evaluate(facts, load_course(REPO).model)
+        assert any(f.severity == "error" and f.title.startswith("Vagrant is not installed") for f in findings)
+    else:
+        reported = subprocess.run([vagrant, "--version"], capture_output=True, text=True).stdout
+        assert facts.vagrant_version and facts.vagrant_version in reported
     # gathered facts survive the JSON round trip a learner's report takes
     path = tmp_path / "real.json"
     path.write_text(facts.model_dump_json())
     assert load_facts(path) == facts
-    # and the command on this real machine: no crash, the same finding, exit 1
+    # and the command on this real machine: no crash; this machine cannot run VMs (no provider), so exit 1
     r = run_doctor("--course", str(REPO))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Vagrant is not installed" in r.stdout and "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr
+    if vagrant is None:
+        assert "Vagrant is not installed" in r.stdout
 
 
 def test_networks_conf_parsing():

@@ -121,7 +121,8 @@ def test_exit_codes_json_and_junit(tmp_path):
 
 def test_waiting_check_converges_and_times_out(tmp_path):
     course = load_course(make_course(tmp_path, f'''
-                from kubelab.engine import check, expect_equal
+        from pathlib import Path
+        from kubelab.engine import check, expect_equal
         COUNTER = Path({str(tmp_path / "n")!r})
 
         @check("Converges on the third look", on="master", points=1, hint="h", wait_s=30, interval_s=0.05)

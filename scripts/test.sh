@@ -11,7 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 
-APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 shellcheck)
+# vagrant + vagrant-libvirt: `vagrant validate` of the Vagrantfile; chromium: the JupyterLab UI test
+APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 shellcheck
+              vagrant vagrant-libvirt chromium fonts-liberation)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -19,7 +21,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # no recommends: vagrant-libvirt's would pull in qemu, libguestfs and a kernel image
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 VENV=${KUBELAB_VENV:-.venv}

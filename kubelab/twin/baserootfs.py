@@ -30,6 +30,9 @@ VARIANT = "minbase"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iptables", "kmod", "procps",
     "sudo", "python3", "curl", "gnupg", "ca-certificates",
+    # What the Vagrant boxes have or vagrant/provision-*.sh installs with apt: twins have no network
+    # to a mirror, so they carry them from the start (the scripts install only what is missing).
+    "python3-venv", "systemd-timesyncd", "openssh-client",
 )
 # Bump when the way the base is built changes, so existing caches are not reused.
 RECIPE_VERSION = 1

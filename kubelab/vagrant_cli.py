@@ -11,7 +11,6 @@ The lead mounts `url_command` with `app.command("url")(url_command)` and `snapsh
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shlex
@@ -28,8 +27,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kubelab.cliutil import user_errors
 from kubelab.course import LoadedCourse, load_course
-from kubelab.errors import InfrastructureError, KubelabError, UsageError
+from kubelab.errors import InfrastructureError, UsageError
 
 JUPYTER_HOST_PORT = 8888  # the host side of the master's JupyterLab port forward (127.0.0.1 only)
 JUPYTER_TOKEN_PATH = "/etc/kubelab/jupyter-token"  # written by the master's provisioning, readable by vagrant
@@ -156,24 +156,7 @@ def _require_created(loaded: LoadedCourse, found: dict[str, Optional[set[str]]])
 
 # -- commands --------------------------------------------------------------------------------------
 
-def _errors_as_one_line(fn):
-    """A KubelabError becomes `error: ...` / `fix: ...` on stderr and its exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KubelabError as e:
-            typer.echo(f"error: {e.problem}", err=True)
-            if e.fix:
-                typer.echo(f"fix: {e.fix}", err=True)
-            raise typer.Exit(e.exit_code)
-        except KeyboardInterrupt:
-            typer.echo("error: interrupted", err=True)
-            typer.echo("fix: run `vagrant status` to see the nodes' state, then run the command again", err=True)
-            raise typer.Exit(130)
-
-    return wrapper
+VAGRANT_INTERRUPT_FIX = "run `vagrant status` to see the nodes' state, then run the command again"
 
 
 CourseOpt = typer.Option(None, "--course", help="The folder holding course.yaml and the Vagrantfile (default: "
@@ -181,7 +164,7 @@ CourseOpt = typer.Option(None, "--course", help="The folder holding course.yaml 
 LabArg = typer.Argument(..., help="The lab id from course.yaml, e.g. lab01.")
 
 
-@_errors_as_one_line
+@user_errors(on_interrupt=VAGRANT_INTERRUPT_FIX)
 def url_command(course: Optional[Path] = CourseOpt) -> None:
     """Print the JupyterLab URL (with its login token) of the control-plane node."""
     print(jupyter_url(read_token(_loaded(course))))
@@ -193,7 +176,7 @@ snapshot_app = typer.Typer(
 
 
 @snapshot_app.command("save")
-@_errors_as_one_line
+@user_errors(on_interrupt=VAGRANT_INTERRUPT_FIX)
 def snapshot_save(
     lab: str = LabArg,
     force: bool = typer.Option(False, "--force", help="Replace the lab's snapshots if they exist."),
@@ -215,7 +198,7 @@ def snapshot_save(
 
 
 @snapshot_app.command("restore")
-@_errors_as_one_line
+@user_errors(on_interrupt=VAGRANT_INTERRUPT_FIX)
 def snapshot_restore(lab: str = LabArg, course: Optional[Path] = CourseOpt) -> None:
     """Put every node back to its `kubelab-LAB` snapshot (provisioners are not re-run)."""
     loaded = _loaded(course)
@@ -233,7 +216,7 @@ def snapshot_restore(lab: str = LabArg, course: Optional[Path] = CourseOpt) -> N
 
 
 @snapshot_app.command("list")
-@_errors_as_one_line
+@user_errors(on_interrupt=VAGRANT_INTERRUPT_FIX)
 def snapshot_list(
     lab: Optional[str] = typer.Argument(None, help="Only this lab (default: all labs)."),
     course: Optional[Path] = CourseOpt,

@@ -6,7 +6,6 @@ The lead mounts it with `app.command("doctor")(doctor_command)`. Also runnable a
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -17,26 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubelab.errors import KubelabError, UsageError
+from kubelab.cliutil import user_errors
+from kubelab.errors import UsageError
 
 SYMBOL = {"ok": "[green]✓[/green]", "warning": "[yellow]![/yellow]", "error": "[red]✗[/red]"}
 PLAIN_SYMBOL = {"ok": "OK", "warning": "!", "error": "X"}
-
-
-def _errors_as_one_line(fn):
-    """A KubelabError becomes `error: ...` / `fix: ...` on stderr and its exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KubelabError as e:
-            typer.echo(f"error: {e.problem}", err=True)
-            if e.fix:
-                typer.echo(f"fix: {e.fix}", err=True)
-            raise typer.Exit(e.exit_code)
-
-    return wrapper
 
 
 def _symbols(console: Console) -> dict[str, str]:
@@ -62,7 +46,7 @@ def print_findings(findings, console: Console) -> None:
     console.print(table)
 
 
-@_errors_as_one_line
+@user_errors
 def doctor_command(
     course: Optional[Path] = typer.Option(None, "--course", help="The folder holding course.yaml (default: found "
                                                                    "upward from here, or KUBELAB_COURSE)."),

@@ -1,0 +1,32 @@
+"""What every kubelab command shares: errors a person reads as one line, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+
+import typer
+
+from kubelab.errors import KubelabError
+
+
+def user_errors(fn=None, *, on_interrupt: str = "run the command again"):
+    """A KubelabError becomes `error: ...` + `fix: ...` on stderr and its exit code; Ctrl-C becomes exit 130."""
+
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            try:
+                return f(*args, **kwargs)
+            except KubelabError as e:
+                typer.echo(f"error: {e.problem}", err=True)
+                if e.fix:
+                    typer.echo(f"fix: {e.fix}", err=True)
+                raise typer.Exit(e.exit_code)
+            except KeyboardInterrupt:
+                typer.echo("error: interrupted", err=True)
+                typer.echo(f"fix: {on_interrupt}", err=True)
+                raise typer.Exit(130)
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate

@@ -38,6 +38,20 @@ class _Sequence:
         return item
 
 
+class ReplayClock:
+    """Virtual time for a replay: a check that polls (`wait_s`) gets its recorded answers in order at once,
+    instead of sleeping between them as the live run had to. Pass as run_lab(..., clock=c.now, sleep=c.sleep)."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
 class ReplayBackend(BaseBackend):
     NAME = "kubelab-replay"
 

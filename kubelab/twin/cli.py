@@ -61,8 +61,16 @@ def _progress(line: str) -> None:
 @_errors_as_one_line
 def up(fresh: Annotated[bool, typer.Option("--fresh", help="Stop the twins and boot new copies of the base "
                                                            "root file system (all changes inside are lost).")] = False,
+       cluster: Annotated[bool, typer.Option("--cluster", help="Boot fresh twins as a real kubeadm v1.20.2 "
+                                                               "cluster (a test target built once from Debian's "
+                                                               "archive, ~8 min; then ~1-2 min).")] = False,
        course: CourseOption = None) -> None:
     """Boot the twins that are not running and wait until each answers SSH."""
+    if cluster:
+        from kubelab.cluster.cli import up_cluster  # the cluster machinery loads only when asked for
+
+        up_cluster(course)
+        return
     twins = _twins(course)
     twins.up(fresh=fresh, progress=_progress)
     print(f"twins up; ssh-config: {twins.ssh_config_file()}")

@@ -46,8 +46,14 @@ class TwinStatus:
 class TwinSet:
     """The twins of `course`, on this host. Every method but ssh_config() must run as root."""
 
-    def __init__(self, course: LoadedCourse):
+    def __init__(self, course: LoadedCourse, *, template: Callable[[Progress], Path] | None = None,
+                 prepare_node: Callable[[Node, Path], None] | None = None):
+        """`template` (default: the cached base root file system) returns the root file system that
+        fresh twins are copied from; `prepare_node(node, rootfs)` runs after the standard preparation
+        of each fresh copy (e.g. kubelab.cluster's per-node files)."""
         m = course.model
+        self._template = template or baserootfs.ensure_base
+        self._prepare_node = prepare_node
         self.course = course
         self.course_id: str = m.course.id
         self.nodes: list[Node] = list(m.nodes)
@@ -89,7 +95,7 @@ class TwinSet:
                     nodefs.authorize_key(np.rootfs, "root", pubkey)
                 to_boot.append(node)
             if to_copy:
-                base = baserootfs.ensure_base(say)
+                base = self._template(say)
                 # copying is bound by the kernel's per-file work (~6 s per twin here): one copy per core
                 workers = max(1, min(len(to_copy), os.cpu_count() or 1))
                 with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -256,6 +262,12 @@ class TwinSet:
         np = self.paths.node(node.name)
         rec = nspawn.PidRecord.load(np.pidfile)
         if rec and nspawn.alive(rec, np.rootfs):
+            # A pod's PID 1 (own PID namespace, no SIGTERM handler) ignores the twin's shutdown and
+            # would stall its poweroff: kill the twin's Kubernetes pods first (none on a plain twin).
+            pods = [d for top in self._cgroup_dirs(node) if top.is_dir()
+                    for d in top.rglob("kubepods*") if d.is_dir()]
+            if pods and cgroups.kill_all(pods, timeout=5):
+                say(f"{node.name}: some pod processes survived SIGKILL")
             say(f"{node.name}: stopping (nspawn pid {rec.pid})")
             t0 = time.monotonic()
             if nspawn.stop(rec, np.rootfs):
@@ -283,6 +295,8 @@ class TwinSet:
         nodefs.copy_base(base, np.rootfs_tmp)
         nodefs.prepare(np.rootfs_tmp, hostname=node.name, ip=node.ip, subnet=self.subnet,
                        gateway=self.bridge_iface.ip, user=self.user, pubkey=pubkey)
+        if self._prepare_node is not None:
+            self._prepare_node(node, np.rootfs_tmp)
         # replace the old root file system only once the new one is complete
         mounts.remove_tree(np.rootfs)
         os.rename(np.rootfs_tmp, np.rootfs)

@@ -5,7 +5,6 @@ Also runnable alone: `python -m kubelab.twin.cli up`.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kubelab.cliutil import user_errors
 from kubelab.course import find_course_root, load_course
-from kubelab.errors import KubelabError
 from kubelab.twin.twinset import TwinSet
 
 twin_app = typer.Typer(
@@ -31,22 +30,7 @@ CourseOption = Annotated[
 ]
 
 
-def _errors_as_one_line(fn):
-    """A KubelabError becomes `error: ...` / `fix: ...` on stderr and its exit code, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KubelabError as e:
-            print(f"error: {e.problem}", file=sys.stderr)
-            if e.fix:
-                print(f"fix: {e.fix}", file=sys.stderr)
-            raise typer.Exit(code=e.exit_code)
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            print("fix: run `kubelab twin down` to stop what was started", file=sys.stderr)
-            raise typer.Exit(code=130)
-    return wrapper
+_errors_as_one_line = user_errors(on_interrupt="run `kubelab twin down` to stop what was started")
 
 
 def _twins(course: Path | None) -> TwinSet:

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from kubelab.errors import KubelabError
+from kubelab.cliutil import user_errors
 
 app = typer.Typer(help="kubelab: a hands-on Kubernetes architecture course and its autograder.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
 CourseOpt = typer.Option(None, "--course", help="The folder holding course.yaml (default: found upward from here, "
                                                  "or KUBELAB_COURSE).")
-
-
-def user_errors(fn):
-    """Every KubelabError becomes `error: ...` + `fix: ...` and its exit code: never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KubelabError as e:
-            typer.echo(f"error: {e.problem}", err=True)
-            if e.fix:
-                typer.echo(f"fix: {e.fix}", err=True)
-            raise typer.Exit(e.exit_code)
-
-    return wrapper
 
 
 def _course(course: Optional[Path]):
@@ -138,8 +121,16 @@ def _mount_home_lab() -> None:
     app.add_typer(snapshot_app, name="snapshot", help="Per-lab snapshots of all nodes (vagrant snapshot).")
 
 
+def _mount_classroom() -> None:
+    from kubelab.classroom.cli import class_app
+
+    app.add_typer(class_app, name="class",
+                  help="The instructor's side: grade a whole class, from evidence or live.")
+
+
 _mount_twin()
 _mount_home_lab()
+_mount_classroom()
 
 
 def main() -> None:

@@ -92,3 +92,17 @@ def fresh_twins(twins, request):
         twins.up(fresh=True, progress=None)
     _twins_changed["by"] = request.module.__name__
     return twins
+
+
+@pytest.fixture(scope="session")
+def lab01_evidence(twins, tmp_path_factory):
+    """Lab 1 evidence recorded once per session on the twins by the notebooks' own grading cell:
+    `.failing` (the learner notebook run on fresh twins, tasks undone) and `.passing` (the solution
+    notebook run after it); see lab01_recordings.py. The twins are left prepared, so the next module
+    taking `fresh_twins` gets fresh copies."""
+    from lab01_recordings import record_lab01
+
+    if _twins_changed["by"] is not None:
+        twins.up(fresh=True, progress=None)
+    _twins_changed["by"] = "lab01_evidence"
+    return record_lab01(twins.ssh_config_file(), tmp_path_factory.mktemp("lab01-evidence"))

@@ -89,7 +89,10 @@ class SshBackend(BaseBackend):
                     out += chan.recv(65536)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                # Done only once the server sent EOF too: sshd may send the exit status before the last
+                # of the output (a short command under load), which would otherwise be lost.
+                if (chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                        and not chan.recv_ready() and not chan.recv_stderr_ready()):
                     break
                 if time.monotonic() > deadline:
                     raise InfrastructureError(

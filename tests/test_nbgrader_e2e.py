@@ -1,0 +1,234 @@
+"""nbgrader end to end: three learners hand in Lab 1 — one complete, one partial, one without evidence —
+and `nbgrader autograde` scores each from its evidence alone, into the gradebook as partial credit;
+`nbgrader generate_feedback` shows every check's hint and expected vs actual, and none of the grader's code.
+Also the grading cell's modes (live, autograde, validate) and where it writes the evidence.
+
+Proof: live — the real `nbgrader` 0.9 CLI from the venv (generate_assignment, autograde, generate_feedback)
+in a temporary course directory built from this repository's course.yaml, nbgrader_config.py, graders/ and
+solutions/, and the real nbgrader Gradebook API. The evidence was recorded for real on the lab twins by
+the notebooks' own grading cell (fixture `lab01_evidence`, lab01_recordings.py). Autograde runs with no
+route to any node (KUBELAB_SSH_CONFIG points nowhere): the scores can only come from the evidence."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from helpers import REPO
+from kubelab.course import load_course
+
+pytestmark = pytest.mark.twins
+
+LAB = "lab01"
+LEARNERS = ("complete", "partial", "missing")
+GRADER_CODE = ("expect_equal", "expect_contains", "def test_", "@check", "from kubelab.engine", "active_fstab_swaps",
+               "effective_sysctl_config", "SYSCTL_GREP", "REQUIRED_SYSCTLS")
+
+
+def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "nbgrader"
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBELAB_COURSE", "NBGRADER_EXECUTION")}
+    env.update(KUBELAB_NBGRADER_HOME=str(root / ".nbgrader"), JUPYTER_NO_CONFIG="1",
+               JUPYTER_CONFIG_DIR=str(root / ".jupyter"), JUPYTER_DATA_DIR=str(root / ".jupyter-data"),
+               # the instructor's machine reaches no learner's nodes
+               KUBELAB_SSH_CONFIG=str(root / "no-such-ssh-config"),
+               PATH=os.pathsep.join([str(exe.parent), env.get("PATH", "")]))
+    p = subprocess.run([str(exe), *args], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+@pytest.fixture(scope="module")
+def course_dir(lab01_evidence, tmp_path_factory):
+    """A temporary nbgrader course: released, submitted by three learners, autograded, feedback generated."""
+    root = tmp_path_factory.mktemp("nbgrader-course")
+    course = load_course(REPO)
+    for name in ("course.yaml", "nbgrader_config.py"):
+        shutil.copy2(REPO / name, root / name)
+    shutil.copytree(REPO / "graders", root / "graders", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "solutions" / LAB, root / "solutions" / LAB,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    nbgrader(root, "generate_assignment", LAB, "--force")
+    notebook = course.model.lab(LAB).notebook
+    released = root / "labs" / LAB / notebook
+    assert released.is_file()
+
+    # what `nbgrader collect` leaves in submitted/<student>/<lab>/: the learner's whole lab folder
+    submitted = root / "submitted"
+    partial = submitted / "partial" / LAB
+    shutil.copytree(lab01_evidence.failing.folder, partial)  # the notebook as run, and its evidence
+    complete = submitted / "complete" / LAB
+    complete.mkdir(parents=True)
+    shutil.copy2(released, complete / notebook)
+    shutil.copy2(lab01_evidence.passing.evidence, complete / "lab01.evidence.json")
+    missing = submitted / "missing" / LAB
+    missing.mkdir(parents=True)
+    shutil.copy2(released, missing / notebook)  # handed in without running the grading cell
+    for learner in LEARNERS:
+        (submitted / learner / LAB / "timestamp.txt").write_text("2026-11-28 12:00:00.000000 UTC")
+
+    nbgrader(root, "autograde", LAB, "--force")
+    nbgrader(root, "generate_feedback", LAB, "--force")
+    return root
+
+
+def gradebook_score(root: Path, learner: str) -> tuple[float, float]:
+    with Gradebook(f"sqlite:///{root / '.nbgrader' / 'gradebook.db'}", course_id="kubelab") as gb:
+        sub = gb.find_submission(LAB, learner)
+        return sub.score, sub.max_score
+
+
+def feedback_html(root: Path, learner: str) -> str:
+    notebook = load_course(REPO).model.lab(LAB).notebook
+    return (root / "feedback" / learner / LAB / notebook.replace(".ipynb", ".html")).read_text()
+
+
+def page_text(page: str) -> str:
+    """The text of an HTML page as a reader sees it: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def grading_cell(root: Path, learner: str):
+    notebook = load_course(REPO).model.lab(LAB).notebook
+    nb = nbformat.read(root / "autograded" / learner / LAB / notebook, as_version=4)
+    return nb.cells[-1]
+
+
+def test_gradebook_scores_come_from_the_evidence(course_dir, lab01_evidence):
+    points = load_course(REPO).model.lab(LAB).points
+    assert gradebook_score(course_dir, "complete") == (points, points)
+    partial, max_score = gradebook_score(course_dir, "partial")
+    expected = lab01_evidence.failing.scaled
+    assert max_score == points and 0 < expected < points
+    assert partial == pytest.approx(expected, abs=0.01)
+    # the same partial credit the learner saw in the notebook when the evidence was recorded
+    assert partial == pytest.approx(lab01_evidence.failing.cell_score, abs=0.01)
+    assert gradebook_score(course_dir, "missing") == (0.0, points)
+
+
+def test_autograded_grading_cells_write_nothing_to_stderr_and_raise_nothing(course_dir):
+    for learner in LEARNERS:
+        cell = grading_cell(course_dir, learner)
+        assert cell.source == f'from kubelab.notebook import grade\ngrade("{LAB}")'
+        kinds = [(o.output_type, o.get("name")) for o in cell.outputs]
+        assert ("stream", "stderr") not in kinds and not any(k == "error" for k, _ in kinds), (learner, cell.outputs)
+        assert any(o.output_type == "execute_result" for o in cell.outputs)
+
+
+def test_missing_evidence_scores_zero_with_one_line_reason(course_dir):
+    cell = grading_cell(course_dir, "missing")
+    shown = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
+    assert len(shown) == 1 and "\n" not in shown[0]
+    assert "no evidence in this submission" in shown[0] and "score 0 of 10" in shown[0]
+    page = feedback_html(course_dir, "missing")
+    assert "no evidence in this submission" in page and "most recent call last" not in page
+
+
+def test_feedback_shows_hints_and_expected_vs_actual(course_dir, lab01_evidence):
+    page = feedback_html(course_dir, "partial")
+    text = page_text(page)  # nbconvert re-serializes the HTML output: compare what a reader sees
+    failed = [c for c in lab01_evidence.failing.result["checks"] if c["status"] == "fail"]
+    assert failed
+    for c in failed:
+        row = f"{c['title']}{c['node']}"
+        assert row in text, c["check"]
+        assert f"expected {c['expected']}actual {c['actual']}hint {c['hint']}" in text, c["check"]
+    assert "<b>expected</b>" in page and "<b>actual</b>" in page and "<b>hint</b>" in page
+    assert "Graded from the evidence recorded" in page
+    passing = lab01_evidence.passing.result
+    assert f"{passing['max_score']:g}/{passing['max_score']:g}</span>" in feedback_html(course_dir, "complete")
+
+
+def test_feedback_shows_none_of_the_graders_code(course_dir):
+    grader_source = (REPO / "graders" / "lab01_prepare_nodes.py").read_text()
+    for learner in LEARNERS:
+        page = feedback_html(course_dir, learner)
+        for word in GRADER_CODE:
+            assert word in grader_source or word == "def test_", word  # the words are really the grader's
+            assert word not in page, (learner, word)
+        assert "most recent call last" not in page
+
+
+def test_autograde_touched_no_node(course_dir):
+    """%%node cells are not run under autograde, and the grading cell replays: no SSH anywhere."""
+    cell_sources = [c for c in nbformat.read(course_dir / "autograded" / "partial" / LAB /
+                                              load_course(REPO).model.lab(LAB).notebook, as_version=4).cells
+                    if c.cell_type == "code" and c.source.startswith("%%node")]
+    assert cell_sources
+    for c in cell_sources:
+        text = "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
+        assert "not run while nbgrader autogrades" in text
+
+
+# -- the grading cell's modes, called as the notebook calls it ------------------------------------
+
+def test_validate_replays_existing_evidence_and_grades_live_without_it(lab01_evidence, tmp_path, monkeypatch):
+    from kubelab.notebook.grading import GradingIncomplete, grade
+
+    shutil.copy2(lab01_evidence.passing.evidence, tmp_path / "lab01.evidence.json")
+    monkeypatch.setenv("KUBELAB_COURSE", str(REPO))
+    monkeypatch.setenv("KUBELAB_SSH_CONFIG", str(tmp_path / "unreachable.ssh"))
+    (tmp_path / "unreachable.ssh").write_text("".join(
+        f"Host {n}\n  HostName 127.0.0.1\n  Port 1\n  User vagrant\n  StrictHostKeyChecking no\n" for n in ("master", "worker")))
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    assert grade(LAB, evidence_dir=tmp_path) == 10.0  # from the evidence: the unreachable nodes never asked
+    (tmp_path / "lab01.evidence.json").unlink()
+    with pytest.raises(GradingIncomplete) as e:  # no evidence: live, and these nodes are unreachable
+        grade(LAB, evidence_dir=tmp_path)
+    assert "could not be graded completely" in e.value.line and "\n" not in e.value.line
+    assert e.value._render_traceback_() == [e.value.line]
+    assert not (tmp_path / "lab01.evidence.json").exists(), "an incomplete live run writes no evidence"
+
+
+def test_autograde_of_tampered_evidence_scores_zero_with_the_reason(lab01_evidence, tmp_path, monkeypatch, capfd):
+    import IPython.display
+
+    from kubelab.notebook.grading import grade
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    monkeypatch.setenv("KUBELAB_COURSE", str(REPO))
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    data = json.loads(lab01_evidence.passing.evidence.read_text())
+    data["result"]["checks"][0]["status"] = "pass"
+    data["nodes"]["master"][0]["stdout"] = "edited"
+    (tmp_path / "lab01.evidence.json").write_text(json.dumps(data))
+    assert grade(LAB, evidence_dir=tmp_path) == 0.0
+    assert len(shown) == 1 and "modified after it was recorded" in shown[0].data and "score 0 of 10" in shown[0].data
+    assert capfd.readouterr().err == ""
+
+
+def test_live_grading_writes_evidence_next_to_the_notebook_but_never_into_solutions(twins, tmp_path, monkeypatch):
+    """nbgrader copies a source folder's other files into the release and over every submission: an
+    evidence file left in solutions/ would be handed to every learner. The live grading cell writes
+    none there, and writes one next to any other notebook."""
+    import IPython.display
+
+    from kubelab.notebook.grading import grade
+
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: None)
+    course = tmp_path / "course"
+    for name in ("course.yaml", "nbgrader_config.py"):
+        (course / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, course / name)
+    shutil.copytree(REPO / "graders", course / "graders", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("KUBELAB_COURSE", str(course))
+    monkeypatch.setenv("KUBELAB_SSH_CONFIG", str(twins.ssh_config_file()))
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    for folder in (course / "solutions" / LAB, course / "labs" / LAB):
+        folder.mkdir(parents=True)
+        score = grade(LAB, evidence_dir=folder)
+        assert 0 < score <= 10
+    assert not (course / "solutions" / LAB / "lab01.evidence.json").exists()
+    written = course / "labs" / LAB / "lab01.evidence.json"
+    assert json.loads(written.read_text())["lab"] == LAB

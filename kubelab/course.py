@@ -68,6 +68,59 @@ class Versions(_Strict):
     containerd_version: FromTool
 
 
+_PLACEHOLDERS = {"minor"}
+
+
+class AptSource(_Strict):
+    """An apt repository a lab installs from. Kept here, not in the notebooks, so a classroom can
+    point a lab at a local mirror; `{minor}` stands for versions.kubernetes.minor."""
+
+    url: str = Field(pattern=r"^(https?|file)://")
+    suite: str = Field(min_length=1)
+    components: list[str] = Field(default_factory=list)
+    key_url: str = Field(pattern=r"^(https?|file)://")
+    # .asc: the armored key as downloaded; .gpg: dearmored (`gpg --dearmor`). apt reads both.
+    keyring: str = Field(pattern=r"^/etc/apt/keyrings/[\w.-]+\.(asc|gpg)$")
+    list_file: str = Field(pattern=r"^/etc/apt/sources\.list\.d/[\w.-]+\.list$")
+    packages: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> "AptSource":
+        import string
+
+        for field in ("url", "suite", "key_url"):
+            for _, name, _, _ in string.Formatter().parse(getattr(self, field)):
+                if name is not None and name not in _PLACEHOLDERS:
+                    raise ValueError(f"{field} uses {{{name}}}; only {{minor}} is known")
+        return self
+
+    def rendered(self, minor: str) -> "RenderedAptSource":
+        url = self.url.format(minor=minor)
+        parts = ["deb", f"[signed-by={self.keyring}]", url, self.suite.format(minor=minor), *self.components]
+        return RenderedAptSource(url=url, key_url=self.key_url.format(minor=minor), keyring=self.keyring,
+                                 list_file=self.list_file, apt_line=" ".join(parts),
+                                 packages=tuple(self.packages))
+
+
+@dataclass(frozen=True)
+class RenderedAptSource:
+    url: str
+    key_url: str
+    keyring: str
+    list_file: str
+    apt_line: str  # the one line the lab writes into list_file
+    packages: tuple[str, ...]
+
+    @property
+    def dearmor(self) -> bool:
+        return self.keyring.endswith(".gpg")
+
+
+class PackageSources(_Strict):
+    containerd: AptSource
+    kubernetes: AptSource
+
+
 class Network(_Strict):
     private_subnet: ipaddress.IPv4Network
     pod_cidr: ipaddress.IPv4Network
@@ -119,6 +172,7 @@ class Course(_Strict):
     course: CourseInfo
     versions: Versions
     network: Network
+    package_sources: PackageSources
     lab_user: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
     nodes: list[Node] = Field(min_length=1)
     labs: list[Lab] = Field(min_length=1)
@@ -174,6 +228,9 @@ class Course(_Strict):
         return self
 
     # -- lookups ---------------------------------------------------------------------------
+    def apt_source(self, name: Literal["containerd", "kubernetes"]) -> RenderedAptSource:
+        return getattr(self.package_sources, name).rendered(self.versions.kubernetes.minor)
+
     @property
     def control_plane(self) -> Node:
         return next(n for n in self.nodes if n.role == "control-plane")

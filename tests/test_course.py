@@ -21,6 +21,9 @@ def test_repository_course_is_valid_and_lint_clean():
     assert "course OK" in p.stdout
 
 
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "artifacts", "tests", "*.egg-info", "__pycache__")
+
+
 def broken(mutate):
     data = yaml.safe_load((REPO / "course.yaml").read_text())
     mutate(data)
@@ -47,13 +50,31 @@ CASES = [
     (lambda d: d["versions"].pop("containerd"), "versions.containerd", "Field required"),
     (_set(["labs", 0, "depends_on"], ["lab09"]), "labs", "unknown lab lab09"),
     (_set(["network", "pod_cidr"], "192.168.0.0/16"), "network", "overlaps"),
+    (_set(["package_sources", "kubernetes", "url"], "https://pkgs.k8s.io/core:/stable:/v{major}/deb/"),
+     "package_sources.kubernetes", "only {minor} is known"),
+    (_set(["package_sources", "containerd", "keyring"], "/tmp/docker.asc"), "package_sources.containerd.keyring",
+     "pattern"),
+    (lambda d: d.pop("package_sources"), "package_sources", "Field required"),
 ]
+
+
+def test_package_sources_render_the_pinned_minor():
+    """Pure: the apt line a lab writes comes from course.yaml, {minor} filled in."""
+    course = load_course(REPO).model
+    k8s = course.apt_source("kubernetes")
+    minor = course.versions.kubernetes.minor
+    assert k8s.apt_line == (f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+                            f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /")
+    assert k8s.key_url.endswith(f"/v{minor}/deb/Release.key") and k8s.dearmor
+    ctd = course.apt_source("containerd")
+    assert ctd.apt_line.endswith(" bookworm stable") and not ctd.dearmor
+    assert ctd.packages == ("containerd.io",)
 
 
 @pytest.mark.parametrize("mutate, where, problem", CASES)
 def test_broken_course_is_located_and_explained(tmp_path, mutate, where, problem):
     root = tmp_path / "c"
-    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", "tests", "*.egg-info", "__pycache__"))
+    shutil.copytree(REPO, root, ignore=COPY_IGNORE)
     original = broken(mutate)
     (root / "course.yaml").write_text(original)
     with pytest.raises(CourseProblems) as e:
@@ -81,7 +102,7 @@ def test_missing_course_is_one_line(tmp_path):
 
 def test_lint_checks_content(tmp_path):
     root = tmp_path / "c"
-    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", "tests", "*.egg-info", "__pycache__"))
+    shutil.copytree(REPO, root, ignore=COPY_IGNORE)
     grader = root / "graders" / "lab01_prepare_nodes.py"
     grader.write_text(grader.read_text().replace('needs=["hostname"]', 'needs=["no_such_check"]'))
     (root / "labs" / "lab01" / "lab01_prepare_nodes.ipynb").unlink()

@@ -101,6 +101,19 @@ def node_environment(course: LoadedCourse, node: Node) -> dict[str, str]:
         "KUBELAB_SERVICE_CIDR": str(m.network.service_cidr),
         "KUBELAB_K8S_MINOR": m.versions.kubernetes.minor,
         "KUBELAB_K8S_VERSION": m.versions.kubernetes.patch,
+        "KUBELAB_CONTAINERD_MAJOR": str(m.versions.containerd.major),
+        **_apt_source_env("CONTAINERD", m.apt_source("containerd")),
+        **_apt_source_env("KUBERNETES", m.apt_source("kubernetes")),
+    }
+
+
+def _apt_source_env(prefix: str, src) -> dict[str, str]:
+    return {
+        f"KUBELAB_{prefix}_APT_LINE": src.apt_line,
+        f"KUBELAB_{prefix}_KEY_URL": src.key_url,
+        f"KUBELAB_{prefix}_KEYRING": src.keyring,
+        f"KUBELAB_{prefix}_LIST_FILE": src.list_file,
+        f"KUBELAB_{prefix}_PACKAGES": " ".join(src.packages),
     }
 
 
@@ -364,6 +377,9 @@ class NodeMagics(Magics):
         - ``KUBELAB_HOSTS``: ready-made /etc/hosts lines, ``IP NAME`` for every node, one per line
         - ``KUBELAB_PRIVATE_SUBNET``, ``KUBELAB_POD_CIDR``, ``KUBELAB_SERVICE_CIDR``
         - ``KUBELAB_K8S_MINOR``, ``KUBELAB_K8S_VERSION``: the pinned Kubernetes minor and patch
+        - ``KUBELAB_CONTAINERD_MAJOR``: the containerd major version the course expects
+        - ``KUBELAB_{CONTAINERD,KUBERNETES}_{APT_LINE,KEY_URL,KEYRING,LIST_FILE,PACKAGES}``: the apt
+          repositories of labs 2 and 3 (course.yaml package_sources)
 
         Under ``nbgrader autograde`` (``NBGRADER_EXECUTION=autograde``) the cell is not run: the
         instructor's re-execution of a submission must not replay a learner's commands on any node.

@@ -152,8 +152,24 @@ def test_missing_source_notebook_is_one_clear_error(tmp_path, capsys):
                          "grader": "lab99_none.py", "depends_on": [], "points": 1})
     (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copy2(REPO / "nbgrader_config.py", root)
-    shutil.copytree(REPO / "solutions" / "lab01", root / "solutions" / "lab01")
+    shutil.copytree(REPO / "solutions", root / "solutions")
     assert main(["--course", str(root), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "lab99" in err and "lab99_none.ipynb" in err and "fix:" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_evidence_left_in_solutions_is_never_released(tmp_path):
+    """A solution notebook graded in solutions/ leaves its evidence there: learners must not receive it."""
+    root = tmp_path / "course"
+    root.mkdir()
+    data = yaml.safe_load((REPO / "course.yaml").read_text())
+    data["labs"] = data["labs"][:1]
+    (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    shutil.copy2(REPO / "nbgrader_config.py", root)
+    shutil.copytree(REPO / "solutions" / "lab01", root / "solutions" / "lab01")
+    (root / "solutions" / "lab01" / "lab01.evidence.json").write_text("{}")
+    (root / "solutions" / "lab01" / "notes.txt").write_text("kept")
+    assert main(["--course", str(root), "--out", str(tmp_path / "out")]) == 0
+    released = {p.name for p in (tmp_path / "out" / "lab01").iterdir()}
+    assert "notes.txt" in released and "lab01.evidence.json" not in released

@@ -32,7 +32,9 @@ def _cluster(target: Target) -> dict:
         host = target.host(cp)
         etcd = host.run(ETCD_STATUS)
         if etcd.rc == 0 and etcd.stdout.strip():
-            cluster["etcd_cluster_id"] = str(json.loads(etcd.stdout).get("header", {}).get("cluster_id")) or None
+            found = json.loads(etcd.stdout).get("header", {}).get("cluster_id")
+            # str(None) would be "None": two submissions without an etcd id would look like copies.
+            cluster["etcd_cluster_id"] = str(found) if found else None
         conf = host.run("sudo -n cat /etc/kubernetes/admin.conf")
         if conf.rc == 0:
             import yaml

@@ -28,7 +28,8 @@ from kubelab.errors import InfrastructureError, KubelabError, UsageError
 NBGRADER_CONFIG = "nbgrader_config.py"
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "labs"
-_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
+# *.evidence.json: a solution notebook graded in solutions/ must never ship its evidence to learners.
+_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", "*.evidence.json")
 
 
 def canonical_notebook(text: str) -> str:

@@ -345,7 +345,10 @@ class TwinSet:
         path = self.paths.ssh_config
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.ssh_config())
+            # Written aside and renamed: a grader reading it mid-write never sees half a file.
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(self.ssh_config())
+            tmp.replace(path)
         except OSError as e:
             raise InfrastructureError(f"cannot write {path}: {e.strerror}", "run as root")
         return path

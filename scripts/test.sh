@@ -11,9 +11,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 
-# vagrant + vagrant-libvirt: `vagrant validate` of the Vagrantfile; chromium: the JupyterLab UI test
+# vagrant + vagrant-libvirt: `vagrant validate` of the Vagrantfile; chromium: the JupyterLab UI test;
+# dpkg-dev + gnupg: the signed local apt repository labs 2 and 3 install from on the twins
 APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 shellcheck
-              vagrant vagrant-libvirt chromium fonts-liberation)
+              vagrant vagrant-libvirt chromium fonts-liberation dpkg-dev gnupg)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

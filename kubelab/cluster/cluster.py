@@ -197,8 +197,18 @@ CA_HASH = ("openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl
            "| sha256sum | cut -d' ' -f1")
 
 
-def up(course: LoadedCourse, progress: Progress = print) -> tuple[TwinSet, UpTimings]:
-    """Fresh twins from the cluster template, then kubeadm init, join, kube-proxy, the demo workload."""
+STAGES = ("init", "full")
+CNI_CONF = "/etc/cni/net.d/10-kubelab.conflist"
+
+
+def up(course: LoadedCourse, progress: Progress = print, stage: str = "full") -> tuple[TwinSet, UpTimings]:
+    """Fresh twins from the cluster template, then kubeadm init, join, kube-proxy, the demo workload.
+
+    stage="init" stops right after `kubeadm init` on the control plane, before any pod network (Lab 4's end
+    state): no CNI config on any node (nodes NotReady), kube-system/coredns created by kubeadm's
+    addon/coredns phase and Pending, no kube-proxy, no join, no ~/.kube/config for the lab user."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
     say = progress
     t = UpTimings()
     t0 = time.monotonic()
@@ -220,6 +230,10 @@ def up(course: LoadedCourse, progress: Progress = print) -> tuple[TwinSet, UpTim
     t.images_s = time.monotonic() - t1
     say(f"images imported into containerd on every node ({t.images_s:.1f}s)")
 
+    if stage == "init":  # before a pod network: kubelet finds no CNI config, as on a node kubeadm just set up
+        for n in m.nodes:
+            ssh.run(n.name, f"mv {CNI_CONF} /root/", what="moving the pod network's CNI config aside")
+
     token = f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"
     ssh.write(cp.name, "/root/kubeadm-init.yaml", KUBEADM_INIT.format(
         token=token, ip=cp.ip, name=cp.name, version=build.KUBE_VERSION,
@@ -232,6 +246,14 @@ def up(course: LoadedCourse, progress: Progress = print) -> tuple[TwinSet, UpTim
             what="kubeadm init", timeout=INIT_TIMEOUT_S)
     t.init_s = time.monotonic() - t1
     say(f"{cp.name}: kubeadm init done ({t.init_s:.1f}s)")
+    if stage == "init":
+        # the CoreDNS objects kubeadm init makes on a VM (Debian has no CoreDNS image; its pods stay Pending
+        # before a pod network either way: the NotReady node is tainted node.kubernetes.io/not-ready)
+        ssh.run(cp.name, "kubeadm init phase addon coredns --config /root/kubeadm-init.yaml",
+                what="kubeadm init phase addon coredns")
+        t.total_s = time.monotonic() - t0
+        say(f"cluster at stage init: {cp.name} initialised, no pod network, no join ({t.total_s:.1f}s)")
+        return ts, t
 
     # kubeadm's --discovery-token-ca-cert-hash: sha256 of the CA's SubjectPublicKeyInfo
     ca_hash = "sha256:" + ssh.run(cp.name, CA_HASH, what="hashing the cluster CA's public key").stdout.strip()

@@ -1,0 +1,182 @@
+"""Lab 3 — Install kubeadm, kubelet and kubectl. Every check runs on every node and only observes.
+
+Versions, the repository and the node IPs come from course.yaml (`course` fixture); the pause image
+containerd must use comes from the installed kubeadm itself (`kubeadm config images list`)."""
+
+import json
+import shlex
+import tomllib
+
+from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail
+
+PACKAGES = ("kubelet", "kubeadm", "kubectl")
+NAT_IP = "10.0.2.15"
+DEFAULTS = "/etc/default/kubelet"
+
+
+def _source(course):
+    return course.apt_source("kubernetes")
+
+
+def _patch(course) -> str:
+    return course.versions.kubernetes.patch
+
+
+def _apt_lines(text: str) -> list[str]:
+    """The active one-line sources of a .list file, blanks collapsed."""
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def extra_args(defaults_text: str) -> list[str]:
+    """KUBELET_EXTRA_ARGS of /etc/default/kubelet as systemd's EnvironmentFile= reads it (the last assignment
+    wins, quotes removed), split into arguments. Parsed here: the grader never runs the learner's file."""
+    value = None
+    for line in defaults_text.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        if line.startswith("KUBELET_EXTRA_ARGS="):
+            value = line.split("=", 1)[1]
+    if value is None:
+        return []
+    try:
+        return shlex.split(value)
+    except ValueError:
+        return value.split()
+
+
+def node_ip_arg(args: list[str]) -> str | None:
+    found = None
+    for i, a in enumerate(args):
+        if a.startswith("--node-ip="):
+            found = a.split("=", 1)[1]
+        elif a == "--node-ip" and i + 1 < len(args):
+            found = args[i + 1]
+    return found
+
+
+def sandbox_image(dump: str) -> str | None:
+    """The pause image of containerd's merged config (`containerd config dump`): config version 2
+    (containerd 1.x) `sandbox_image` of the CRI plugin; version 3 (2.x) `pinned_images.sandbox`."""
+    plugins = tomllib.loads(dump).get("plugins", {})
+    v3 = plugins.get("io.containerd.cri.v1.images", {}).get("pinned_images", {}).get("sandbox")
+    v2 = plugins.get("io.containerd.grpc.v1.cri", {}).get("sandbox_image")
+    return v3 or v2
+
+
+@check("containerd (Lab 2) is running", on="all", points=1,
+       hint="Lab 3 builds on Lab 2: finish it, or start containerd with `sudo systemctl enable --now containerd`.")
+def test_containerd_active(host):
+    expect_equal(host.run("systemctl is-active containerd").stdout.strip(), "active",
+                 what="systemctl is-active containerd")
+
+
+@check("The Kubernetes apt repository of the course's minor version is configured", on="all", points=1,
+       hint="pkgs.k8s.io has one repository per minor version. Write exactly the line of $KUBELAB_KUBERNETES_APT_LINE "
+            "into $KUBELAB_KUBERNETES_LIST_FILE (`echo \"$KUBELAB_KUBERNETES_APT_LINE\" | sudo tee "
+            "$KUBELAB_KUBERNETES_LIST_FILE`), then `sudo apt-get update`.")
+def test_repository_line(host, course):
+    src = _source(course)
+    f = host.file(src.list_file)
+    lines = _apt_lines(f.content_string) if f.exists else []
+    expect_true(src.apt_line in lines, src.apt_line, " | ".join(lines) or f"(no {src.list_file})",
+                what=src.list_file)
+
+
+@check("The repository's signing key is installed where the apt line says", on="all", points=1,
+       hint="Download the repository's Release.key and store it dearmored: `curl -fsSL $KUBELAB_KUBERNETES_KEY_URL | "
+            "sudo gpg --dearmor -o $KUBELAB_KUBERNETES_KEYRING` (apt ignores an armored key in a .gpg file).")
+def test_keyring(host, course):
+    src = _source(course)
+    f = host.file(src.keyring)
+    if not f.exists:
+        fail(f"an OpenPGP key in {src.keyring}", "no such file", what="keyring")
+    if src.dearmor:
+        head = host.run("head -c 30 %s", src.keyring).stdout
+        expect_true("BEGIN PGP" not in head, "a dearmored (binary) key", "an armored (text) key: not dearmored",
+                    what=src.keyring)
+    # a throwaway GNUPGHOME: gpg would otherwise create ~/.gnupg, and the grader changes nothing
+    keys = host.run('d=$(mktemp -d) && gpg --homedir "$d" --batch --show-keys --with-colons %s; rc=$?; '
+                    'rm -rf "$d"; exit $rc', src.keyring)
+    pubs = [ln for ln in keys.stdout.splitlines() if ln.startswith("pub:")]
+    expect_true(keys.rc == 0 and bool(pubs), "at least one public key", (keys.stderr.strip() or "no key")[:200],
+                what=f"gpg --show-keys {src.keyring}")
+
+
+@check("kubelet, kubeadm and kubectl are installed at the course's version", on="all", points=2,
+       hint="Install the pinned version: `sudo apt-get install -y kubelet=\"$KUBELAB_K8S_VERSION-*\" "
+            "kubeadm=\"$KUBELAB_K8S_VERSION-*\" kubectl=\"$KUBELAB_K8S_VERSION-*\"` (unhold first if they are held).")
+def test_packages_installed(host, course):
+    out = host.run("dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\\n' %s %s %s", *PACKAGES).stdout
+    got = {p: "(not installed)" for p in PACKAGES}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in got and parts[1].startswith("ii"):
+            got[parts[0]] = parts[2].split(":", 1)[-1].rsplit("-", 1)[0]  # upstream part: 1.36.4-1.1 -> 1.36.4
+    expect_equal(got, {p: _patch(course) for p in PACKAGES}, what="installed versions (dpkg, upstream part)")
+
+
+@check("The tools themselves report the course's version", on="all", points=1, needs=["packages_installed"],
+       hint="A kubeadm, kubelet or kubectl binary from elsewhere shadows the package's (look at `type -a kubeadm`, "
+            "e.g. a copy in /usr/local/bin): remove it.")
+def test_tools_report_version(host, course):
+    want = "v" + _patch(course)
+    got = {"kubeadm": host.run("kubeadm version -o short").stdout.strip() or "(no answer)"}
+    try:
+        got["kubectl"] = json.loads(host.run("kubectl version --client -o json").stdout)["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError, TypeError):
+        got["kubectl"] = "(no answer)"
+    got["kubelet"] = host.run("kubelet --version").stdout.strip().removeprefix("Kubernetes ") or "(no answer)"
+    expect_equal(got, {"kubeadm": want, "kubectl": want, "kubelet": want}, what="kubeadm/kubectl/kubelet version")
+
+
+@check("kubelet, kubeadm and kubectl are held at their version", on="all", points=1,
+       hint="`sudo apt-mark hold kubelet kubeadm kubectl`: an `apt upgrade` must never move the cluster to another "
+            "version behind kubeadm's back (upgrades go through `kubeadm upgrade`).")
+def test_packages_held(host):
+    held = host.run("apt-mark showhold").stdout.split()
+    expect_contains(held, PACKAGES, what="apt-mark showhold")
+
+
+@check("The kubelet service is enabled", on="all", points=1, needs=["packages_installed"],
+       hint="`sudo systemctl enable --now kubelet`. Until `kubeadm init`/`join` writes its configuration it "
+            "restarts every few seconds: that is expected.")
+def test_kubelet_enabled(host):
+    expect_equal(host.run("systemctl is-enabled kubelet").stdout.strip() or "(unknown unit)", "enabled",
+                 what="systemctl is-enabled kubelet")
+
+
+@check("The kubelet will register the node with its private IP", on="all", points=1, needs=["packages_installed"],
+       hint=f"Vagrant's NAT interface has {NAT_IP} on every VM, and the kubelet picks it unless told otherwise. "
+            f"Find this node's address on the course's private subnet (`ip -4 -o addr show to "
+            f"$KUBELAB_PRIVATE_SUBNET`) and write `KUBELET_EXTRA_ARGS=--node-ip=<that IP>` to {DEFAULTS}.")
+def test_node_ip(host, node):
+    f = host.file(DEFAULTS)
+    ip = node_ip_arg(extra_args(f.content_string if f.exists else ""))
+    expect_equal(ip or "(no --node-ip)", str(node.ip), what=f"--node-ip in KUBELET_EXTRA_ARGS of {DEFAULTS}")
+    # the unit systemd loaded must read that file (kubeadm's drop-in does)
+    unit = host.run("systemctl cat kubelet").stdout
+    reads = [ln.split("=", 1)[1].lstrip("-") for ln in unit.splitlines() if ln.startswith("EnvironmentFile=")]
+    expect_contains(reads, [DEFAULTS], what="EnvironmentFile= of the kubelet unit (systemctl cat kubelet)")
+
+
+@check("containerd's sandbox (pause) image is the one kubeadm expects", on="all", points=1,
+       needs=["containerd_active", "packages_installed"],
+       hint="Ask kubeadm: `kubeadm config images list --kubernetes-version $KUBELAB_K8S_VERSION | grep pause`. Set it "
+            "in /etc/containerd/config.toml (containerd 2.x: `sandbox` under "
+            "[plugins.'io.containerd.cri.v1.images'.pinned_images]; 1.x: `sandbox_image` under "
+            "[plugins.\"io.containerd.grpc.v1.cri\"]), then `sudo systemctl restart containerd`.")
+def test_sandbox_image(host, course):
+    images = host.run("kubeadm config images list --kubernetes-version %s", _patch(course))
+    pauses = [ln.strip() for ln in images.stdout.splitlines() if "/pause:" in ln]
+    expect_true(images.rc == 0 and len(pauses) == 1, "one pause image from kubeadm",
+                (images.stderr.strip() or images.stdout.strip() or "no answer")[:200],
+                what="kubeadm config images list")
+    dump = host.run("sudo -n containerd config dump")
+    expect_true(dump.rc == 0, "the merged containerd config", (dump.stderr.strip() or "no answer")[:200],
+                what="containerd config dump")
+    try:
+        got = sandbox_image(dump.stdout)
+    except tomllib.TOMLDecodeError as e:
+        fail("the merged containerd config", f"unreadable TOML: {e}", what="containerd config dump")
+    expect_equal(got or "(not set)", pauses[0], what="containerd's sandbox image (containerd config dump)")

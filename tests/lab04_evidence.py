@@ -1,0 +1,349 @@
+"""Lab 4 evidence for what the v1.20.2 twin cluster cannot show: a kubeadm v1.36 control plane right after
+`kubeadm init`, before a pod network, simulated as data and recorded into a real evidence file.
+
+Modelled on real captures (shared/realdata, studied, not copied): the `kubeadm init` logs of v1.28/v1.32
+(SANs `kubernetes kubernetes.default kubernetes.default.svc kubernetes.default.svc.cluster.local <node>` and IPs
+`10.96.0.1 <advertise>`, super-admin.conf since 1.29, `kubelet-config` ConfigMap, control-plane label + taint,
+both addons), the v1.28 NodeList (Ready=False "cni plugin not initialized", taints control-plane and not-ready,
+cri-socket annotation), the v1.28 kube-system PodList (4 mirror pods with `kubernetes.io/config.mirror`, owner
+kind Node; coredns Pending) and the v1.29 static pod manifests (`--advertise-address=`).
+
+`Sim136` holds the state; `mistake=` turns one realistic learner mistake on. `SimTarget` answers the grader's
+commands and API calls from it; `record_lab` records those answers into evidence exactly as on live nodes, and
+the tests replay the saved file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+import zlib
+from base64 import b64encode
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+from testinfra.backend.base import BaseBackend, CommandResult
+
+from kubelab.engine.targets import Target
+
+NOW = 1_795_000_000  # the control plane's clock (date +%s) in the simulation
+KUBEADM_PKI = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
+               "apiserver-kubelet-client.key", "front-proxy-ca.crt", "front-proxy-ca.key", "front-proxy-client.crt",
+               "front-proxy-client.key", "etcd/ca.crt", "etcd/ca.key", "etcd/server.crt", "etcd/server.key",
+               "etcd/peer.crt", "etcd/peer.key", "etcd/healthcheck-client.crt", "etcd/healthcheck-client.key",
+               "apiserver-etcd-client.crt", "apiserver-etcd-client.key", "sa.key", "sa.pub")
+
+MISTAKES = {
+    # kubeadm init without --apiserver-advertise-address on a Vagrant VM: the default route's NIC (NAT)
+    "nat_advertise": "init took 10.0.2.15 (Vagrant's NAT NIC) for the advertise address and the node IP",
+    # the usual single-node tutorial step, done on a cluster that gets a worker
+    "taint_removed": "kubectl taint nodes --all node-role.kubernetes.io/control-plane-",
+    # Calico's default pool in a flannel course
+    "calico_cidr": "kubeadm init --pod-network-cidr=192.168.0.0/16",
+    # kubeadm from another minor (Lab 3 not pinned): init picks that version
+    "wrong_version": "kubeadm v1.35.2 installed instead of the pinned patch",
+    # grading a day later: the 24 h token has expired
+    "token_expired": "the bootstrap token's 24 h ran out",
+    # kubeadm init --skip-phases=addon/kube-proxy (or proxy.disabled: true)
+    "no_kube_proxy": "kubeadm init --skip-phases=addon/kube-proxy",
+    # super-admin.conf deleted (someone read it is "not needed")
+    "no_super_admin": "rm /etc/kubernetes/super-admin.conf",
+    # the API server down: its manifest moved out
+    "apiserver_down": "sudo mv /etc/kubernetes/manifests/kube-apiserver.yaml /tmp/",
+}
+
+
+def _cert(cn: str, dns: list[str], ips: list[str]) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    san = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime.fromtimestamp(NOW - 3600, dt.timezone.utc))
+        .not_valid_after(dt.datetime.fromtimestamp(NOW + 365 * 86400, dt.timezone.utc))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _ts(t: int) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Sim136:
+    """A kubeadm v1.36 control plane right after init (no pod network yet, no worker joined)."""
+
+    course: object            # the course model (course.yaml)
+    mistake: str | None = None
+    _cert_pem: str = field(default="", repr=False)
+
+    def __post_init__(self):
+        if self.mistake is not None and self.mistake not in MISTAKES:
+            raise ValueError(self.mistake)
+        m = self.course
+        self.cp = m.control_plane
+        self.version = "v1.35.2" if self.mistake == "wrong_version" else "v" + m.versions.kubernetes.patch
+        self.advertise = "10.0.2.15" if self.mistake == "nat_advertise" else str(self.cp.ip)
+        self.pod_cidr = "192.168.0.0/16" if self.mistake == "calico_cidr" else str(m.network.pod_cidr)
+        self.service_cidr = str(m.network.service_cidr)
+        svc = ipaddress.ip_network(self.service_cidr)
+        self.kubernetes_ip, self.dns_ip = str(svc[1]), str(svc[10])
+        self._cert_pem = _cert("kube-apiserver", ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                                  "kubernetes.default.svc.cluster.local", self.cp.name],
+                               [self.kubernetes_ip, self.advertise])
+
+    # -- files and commands on the nodes ------------------------------------------------------------------
+    def kubeconfig(self) -> str:
+        return yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "kubernetes-admin@kubernetes",
+            "clusters": [{"name": "kubernetes", "cluster": {"certificate-authority-data": "LS0tLS1CRUdJTi1DQQ==",
+                                                             "server": f"https://{self.advertise}:6443"}}],
+            "contexts": [{"name": "kubernetes-admin@kubernetes",
+                          "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}],
+            "users": [{"name": "kubernetes-admin", "user": {"client-certificate-data": "LS0tLS1CRUdJTi1DRVJU",
+                                                            "client-key-data": "LS0tLS1CRUdJTi1LRVk="}}]})
+
+    def apiserver_manifest(self) -> str:
+        cmd = ["kube-apiserver", f"--advertise-address={self.advertise}", "--allow-privileged=true",
+               "--authorization-mode=Node,RBAC", "--client-ca-file=/etc/kubernetes/pki/ca.crt",
+               "--enable-admission-plugins=NodeRestriction", "--enable-bootstrap-token-auth=true",
+               "--etcd-servers=https://127.0.0.1:2379", "--secure-port=6443",
+               f"--service-cluster-ip-range={self.service_cidr}",
+               "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
+               "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key"]
+        return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "annotations": {"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": f"{self.advertise}:6443"},
+            "creationTimestamp": None, "labels": {"component": "kube-apiserver", "tier": "control-plane"},
+            "name": "kube-apiserver", "namespace": "kube-system"},
+            "spec": {"containers": [{"command": cmd, "image": f"registry.k8s.io/kube-apiserver:{self.version}",
+                                     "name": "kube-apiserver"}], "hostNetwork": True}, "status": {}})
+
+    def answer(self, node: str, cmd: str) -> tuple[int, str, str]:
+        """What a node answers to one of the grader's commands."""
+        cp = node == self.cp.name
+        down = self.mistake == "apiserver_down"
+        url = f"https://{self.cp.ip}:6443/readyz"
+        if cmd == "date +%s":
+            return 0, f"{NOW}\n", ""
+        if cmd == "hostname; cat /etc/machine-id":  # identity (kubelab.evidence.identity)
+            return 0, f"{node}\n{'%032x' % (zlib.crc32(node.encode()))}\n", ""
+        if cp and "/v3/maintenance/status" in cmd:
+            return 0, json.dumps({"header": {"cluster_id": "14841639068965178418", "member_id": "1", "revision": "900"},
+                                  "version": "3.6.5"}), ""
+        if "curl" in cmd and url in cmd:
+            if down:
+                return 7, "", f"curl: (7) Failed to connect to {self.cp.ip} port 6443 after 0 ms: Couldn't connect to server\n"
+            if self.advertise != str(self.cp.ip) and not cp:  # bound to all, answers; but the cert lacks the IP on cp
+                return 0, "ok", ""
+            if self.advertise != str(self.cp.ip):
+                return 60, "", ("curl: (60) SSL: no alternative certificate subject name matches target host "
+                                f"name '{self.cp.ip}'\n")
+            return 0, "ok", ""
+        if not cp:
+            raise AssertionError(f"the simulation has no answer for `{cmd}` on {node}")
+        if cmd == "sudo -n find /etc/kubernetes/pki -type f":
+            return 0, "".join(f"/etc/kubernetes/pki/{f}\n" for f in KUBEADM_PKI), ""
+        if cmd == "cat /etc/kubernetes/pki/apiserver.crt":
+            return 0, self._cert_pem, ""
+        if cmd == "kubeadm version -o short":
+            return 0, self.version + "\n", ""
+        if cmd == "sudo -n find /etc/kubernetes -maxdepth 1 -name '*.conf'":
+            confs = ["admin", "controller-manager", "kubelet", "scheduler", "super-admin"]
+            if self.mistake == "no_super_admin":
+                confs.remove("super-admin")
+            return 0, "".join(f"/etc/kubernetes/{c}.conf\n" for c in confs), ""
+        if cmd == "sudo -n cat /etc/kubernetes/admin.conf":
+            return 0, self.kubeconfig(), ""
+        if cmd == "sudo -n find /etc/kubernetes/manifests -maxdepth 1 -type f":
+            names = ["etcd", "kube-controller-manager", "kube-scheduler"] + ([] if down else ["kube-apiserver"])
+            return 0, "".join(f"/etc/kubernetes/manifests/{n}.yaml\n" for n in names), ""
+        if cmd == "sudo -n cat /etc/kubernetes/manifests/kube-apiserver.yaml":
+            return (1, "", "cat: /etc/kubernetes/manifests/kube-apiserver.yaml: No such file or directory\n") if down \
+                else (0, self.apiserver_manifest(), "")
+        m = re.fullmatch(r"sudo -n -u (\S+) -H kubectl get node (\S+) -o name --request-timeout=10s 2>&1", cmd)
+        if m:
+            if down:
+                return 1, f"The connection to the server {self.advertise}:6443 was refused - did you specify the right host or port?\n", ""
+            return 0, f"node/{m.group(2)}\n", ""
+        raise AssertionError(f"the simulation has no answer for `{cmd}` on {node}")
+
+    # -- the API ------------------------------------------------------------------------------------------
+    def _meta(self, name, ns=None, **extra):
+        meta = {"name": name, "uid": f"0b5e{zlib.crc32(name.encode()) % 10**8:08d}-3c1e-4f7a-9d8e-5a3b2c1d0e9f",
+                "resourceVersion": "412", "creationTimestamp": _ts(NOW - 600)}
+        if ns:
+            meta["namespace"] = ns
+        meta.update(extra)
+        return meta
+
+    def node(self) -> dict:
+        taints = [] if self.mistake == "taint_removed" else \
+            [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+        taints.append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"})
+        return {"metadata": self._meta(self.cp.name, labels={
+            "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": self.cp.name, "kubernetes.io/os": "linux",
+            "node-role.kubernetes.io/control-plane": "", "node.kubernetes.io/exclude-from-external-load-balancers": ""},
+            annotations={"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock",
+                         "node.alpha.kubernetes.io/ttl": "0"}),
+            "spec": {"podCIDR": str(next(ipaddress.ip_network(self.pod_cidr).subnets(new_prefix=24))),
+                     "taints": taints},
+            "status": {"addresses": [{"type": "InternalIP", "address": self.advertise},
+                                     {"type": "Hostname", "address": self.cp.name}],
+                       "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                                       "lastHeartbeatTime": _ts(NOW - 5), "lastTransitionTime": _ts(NOW - 600),
+                                       "message": "container runtime network not ready: NetworkReady=false "
+                                                  "reason:NetworkPluginNotReady message:Network plugin returns "
+                                                  "error: cni plugin not initialized"}],
+                       "nodeInfo": {"kubeletVersion": self.version, "containerRuntimeVersion": "containerd://2.3.1",
+                                    "architecture": "amd64", "bootID": "b", "kernelVersion": "6.1.0-40-amd64",
+                                    "kubeProxyVersion": "", "machineID": "m", "operatingSystem": "linux",
+                                    "osImage": "Debian GNU/Linux 12 (bookworm)", "systemUUID": "s"}}}
+
+    def pods(self) -> list[dict]:
+        out = []
+        for comp in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            if comp == "kube-apiserver" and self.mistake == "apiserver_down":
+                continue
+            out.append({"metadata": self._meta(f"{comp}-{self.cp.name}", "kube-system",
+                                               labels={"component": comp, "tier": "control-plane"},
+                                               annotations={"kubernetes.io/config.mirror": "1c9f", "kubernetes.io/config.source": "file"},
+                                               ownerReferences=[{"apiVersion": "v1", "kind": "Node", "name": self.cp.name,
+                                                                 "uid": "n", "controller": True}]),
+                        "spec": {"nodeName": self.cp.name, "hostNetwork": True, "priorityClassName": "system-node-critical",
+                                 "containers": [{"name": comp, "image": f"registry.k8s.io/{comp}:{self.version}"}]},
+                        "status": {"phase": "Running", "hostIP": self.advertise, "podIP": self.advertise,
+                                   "containerStatuses": [{"name": comp, "ready": True, "restartCount": 0,
+                                                          "image": f"registry.k8s.io/{comp}:{self.version}",
+                                                          "imageID": "sha256:0", "containerID": "containerd://0",
+                                                          "state": {"running": {"startedAt": _ts(NOW - 590)}}}]}})
+        return out
+
+    def configmaps(self, ns: str) -> list[dict]:
+        if ns == "kube-public":
+            return [{"metadata": self._meta("cluster-info", ns), "data": {"kubeconfig": "apiVersion: v1\n"}},
+                    {"metadata": self._meta("kube-root-ca.crt", ns), "data": {"ca.crt": "x"}}]
+        cluster_cfg = yaml.safe_dump({
+            "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "clusterName": "kubernetes",
+            "kubernetesVersion": self.version, "certificatesDir": "/etc/kubernetes/pki",
+            "networking": {"dnsDomain": "cluster.local", "podSubnet": self.pod_cidr, "serviceSubnet": self.service_cidr},
+            "controlPlaneEndpoint": ""})
+        return [{"metadata": self._meta("kubeadm-config", ns), "data": {"ClusterConfiguration": cluster_cfg}},
+                {"metadata": self._meta("kubelet-config", ns), "data": {"kubelet": "kind: KubeletConfiguration\n"}},
+                {"metadata": self._meta("coredns", ns), "data": {"Corefile": ".:53 {}\n"}},
+                {"metadata": self._meta("kube-proxy", ns), "data": {"config.conf": "mode: \"\"\n"}},
+                {"metadata": self._meta("kube-root-ca.crt", ns), "data": {"ca.crt": "x"}}]
+
+    def token_secrets(self) -> list[dict]:
+        exp = NOW - 3600 if self.mistake == "token_expired" else NOW + 23 * 3600
+        data = {"auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token", "description":
+                "The default bootstrap token generated by 'kubeadm init'.", "expiration": _ts(exp),
+                "token-id": "k7q2m9", "token-secret": "(simulated)", "usage-bootstrap-authentication": "true",
+                "usage-bootstrap-signing": "true"}
+        return [{"metadata": self._meta("bootstrap-token-k7q2m9", "kube-system"), "type": "bootstrap.kubernetes.io/token",
+                 "data": {k: b64encode(v.encode()).decode() for k, v in data.items()}}]
+
+    def api(self, method: str, url: str) -> tuple[int, dict]:
+        if self.mistake == "apiserver_down":
+            raise AssertionError("the grader asked the API although it is down (its checks must be blocked)")
+        parts = urlsplit(url)
+        path, q = unquote(parts.path), {k: v[0] for k, v in parse_qs(parts.query).items()}
+        sel = q.get("fieldSelector", "")
+
+        def lst(kind, items):
+            if sel.startswith("metadata.name="):
+                items = [i for i in items if i["metadata"]["name"] == sel.split("=", 1)[1]]
+            return 200, {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "500"}, "items": items}
+
+        mj, mn = self.version[1:].split(".")[:2]
+        if path.rstrip("/") == "/version":
+            return 200, {"major": mj, "minor": mn, "gitVersion": self.version, "gitCommit": "0" * 40,
+                         "gitTreeState": "clean", "buildDate": _ts(NOW - 86400 * 30), "goVersion": "go1.26.2",
+                         "compiler": "gc", "platform": "linux/amd64"}
+        if path == "/api/v1/namespaces/kube-system":
+            return 200, {"kind": "Namespace", "apiVersion": "v1", "metadata": self._meta("kube-system")}
+        if path == "/api/v1/nodes":
+            return lst("NodeList", [self.node()])
+        if path == "/api/v1/namespaces/kube-system/pods":
+            pods = self.pods()
+            if q.get("labelSelector") == "tier=control-plane":
+                pods = [p for p in pods if p["metadata"]["labels"].get("tier") == "control-plane"]
+            return lst("PodList", pods)
+        if path == "/api/v1/namespaces/default/endpoints":
+            return lst("EndpointsList", [{"metadata": self._meta("kubernetes", "default"), "subsets": [
+                {"addresses": [{"ip": self.advertise}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}])
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps", path)
+        if m:
+            return lst("ConfigMapList", self.configmaps(m.group(1)))
+        if path == "/api/v1/namespaces/kube-system/secrets" and sel == "type=bootstrap.kubernetes.io/token":
+            return 200, {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": self.token_secrets()}
+        if path == "/apis/apps/v1/namespaces/kube-system/deployments":
+            return lst("DeploymentList", [{"metadata": self._meta("coredns", "kube-system", labels={"k8s-app": "kube-dns"}),
+                                           "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                                                    "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
+                                                                 "spec": {"containers": [{"name": "coredns"}]}}},
+                                           "status": {"replicas": 2, "unavailableReplicas": 2}}])
+        if path == "/apis/apps/v1/namespaces/kube-system/daemonsets":
+            ds = [] if self.mistake == "no_kube_proxy" else [{
+                "metadata": self._meta("kube-proxy", "kube-system", labels={"k8s-app": "kube-proxy"}),
+                "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+                         "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
+                                      "spec": {"containers": [{"name": "kube-proxy"}]}}},
+                "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0,
+                           "numberReady": 1}}]
+            return lst("DaemonSetList", ds)
+        if path == "/api/v1/namespaces/kube-system/services":
+            return lst("ServiceList", [{"metadata": self._meta("kube-dns", "kube-system", labels={"k8s-app": "kube-dns"}),
+                                        "spec": {"clusterIP": self.dns_ip, "ports": [{"name": "dns", "port": 53,
+                                                                                      "protocol": "UDP"}]}}])
+        raise AssertionError(f"the simulation has no answer for {method} {url}")
+
+
+class _SimBackend(BaseBackend):
+    NAME = "kubelab-sim"
+
+    def __init__(self, node: str, sim: Sim136, stats, **kwargs):
+        super().__init__(node, **kwargs)
+        self.node, self.sim, self.stats = node, sim, stats
+
+    def run(self, command: str, *args: str, **kwargs) -> CommandResult:
+        cmd = self.get_command(command, *args)
+        self.stats.commands_sent += 1
+        rc, out, err = self.sim.answer(self.node, cmd)
+        return self.result(rc, self.encode(cmd), out.encode(), err.encode())
+
+
+class SimTarget(Target):
+    """The simulated v1.36 nodes and API, behind the same seam as SSH and replay."""
+
+    def __init__(self, course, sim: Sim136):
+        super().__init__(course)
+        self.sim = sim
+        self.description = f"simulated kubeadm {sim.version} control plane ({sim.mistake or 'as kubeadm leaves it'})"
+
+    def _backend(self, node: str) -> BaseBackend:
+        return _SimBackend(node, self.sim, self.stats)
+
+    def api_client(self, kubeconfig: dict):
+        from kubernetes.client import ApiClient, Configuration
+        from kubernetes.client.rest import RESTResponse
+
+        client = ApiClient(Configuration(host=kubeconfig["clusters"][0]["cluster"]["server"]))
+
+        def request(method, url, headers=None, body=None, post_params=None, _request_timeout=None):
+            status, data = self.sim.api(method, url)
+            raw = SimpleNamespace(status=status, reason="OK", data=json.dumps(data).encode(),
+                                  headers={"content-type": "application/json"})
+            return RESTResponse(raw)
+
+        client.rest_client.request = request
+        return client

@@ -210,3 +210,27 @@ def test_a_rerun_in_the_same_process_sees_the_edited_grader(tmp_path):
         "from kubelab.engine import check\n"
         "@check('Two', on='master', points=1, hint='h')\ndef test_two(host):\n    pass\n")
     assert [c.check for c in run_lab(course, "lab90", LocalTarget(course)).checks] == ["two"]
+
+
+def test_a_check_needing_a_skipped_check_is_skipped_too(tmp_path):
+    """A check that builds on one that does not apply (e.g. flannel's checks when the course's CNI is not
+    flannel) is skipped with the same reason, not blocked: nothing is wrong, and it leaves the maximum."""
+    course = load_course(make_course(tmp_path, '''
+        import pytest
+        from kubelab.engine import check
+        @check("Applies to flannel only", on="cluster", points=2, hint="h")
+        def test_flannel(kube):
+            pytest.skip("applies when the course's CNI is flannel")
+        @check("Builds on it", on="all", points=1, needs=["flannel"], hint="h")
+        def test_dependent(host):
+            raise AssertionError("must not run")
+        @check("Independent", on="master", points=1, hint="h")
+        def test_other(host):
+            pass
+    '''))
+    r = by_id(run_lab(course, "lab90", LocalTarget(course)))
+    for node in ("master", "worker"):
+        dep = r[f"dependent[{node}]"]
+        assert dep.status is Status.SKIPPED and dep.message == "applies when the course's CNI is flannel"
+    result = run_lab(course, "lab90", LocalTarget(course))
+    assert (result.score, result.max_score, result.status) == (1, 1, "passed")

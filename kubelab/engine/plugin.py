@@ -94,7 +94,11 @@ class KubelabPlugin:
                              status=Status.PASS, points=0.0, max_points=spec.points, hint=spec.hint)
         started = self._clock()
         blockers = self._blockers(spec, node)
-        if blockers:
+        skipped = self._skipped_needs(spec, node)
+        if skipped:  # what it builds on does not apply here (e.g. another CNI): neither does this check
+            result.status, result.max_points = Status.SKIPPED, spec.points
+            result.message = skipped[0].message or f"{skipped[0].id} does not apply"
+        elif blockers:
             result.status = Status.BLOCKED
             result.blocked_by = blockers
             result.message = "blocked by " + ", ".join(blockers)
@@ -120,6 +124,13 @@ class KubelabPlugin:
                     id=f"{spec.name}[{node}]", check=spec.name, title=spec.title, node=node, status=status,
                     points=0.0, max_points=spec.points, hint=spec.hint,
                     message=_one_line(exc) if exc else report.outcome))
+
+    def _relevant(self, need: str, node: str) -> list[CheckResult]:
+        ran = [r for r in self.results if r.check == need]
+        return [r for r in ran if r.node == node] or ran
+
+    def _skipped_needs(self, spec: CheckSpec, node: str) -> list[CheckResult]:
+        return [r for need in spec.needs for r in self._relevant(need, node) if r.status is Status.SKIPPED]
 
     def _blockers(self, spec: CheckSpec, node: str) -> list[str]:
         blockers = []

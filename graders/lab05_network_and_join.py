@@ -1,0 +1,398 @@
+"""Lab 5 — Pod network and joining the worker. Every check only observes: nodes over SSH, the cluster
+through the API with the control plane's admin.conf.
+
+Two groups of checks:
+
+- CNI-agnostic (any pod network): a CNI config on every node, the cluster's pod range (the controller
+  manager's --cluster-cidr) equal to course.yaml's pod_cidr and apart from the nodes' network, every node
+  registered with its private IP, a podCIDR and Ready, the worker's TLS bootstrap finished (CSR approved,
+  its own kubelet.conf and client certificate, the bootstrap kubeconfig gone), and the test pod `net-test`
+  that the notebook runs on the worker answering from the control plane.
+- flannel (only when versions.cni.name in course.yaml is flannel; skipped otherwise): its DaemonSet ready on
+  every node, its net-conf Network equal to pod_cidr, told to use the private network (not the NAT NIC
+  10.0.2.15 every Vagrant VM has), and the public IP it announces per node being the node's private IP.
+
+Per-node checks take `host` (the engine makes one result per node from it, even where only the API is read)
+and `need` node_registered on the same node: with the worker not joined, its checks are
+reported blocked, not failed.
+"""
+
+import base64
+import calendar
+import ipaddress
+import json
+import re
+
+import pytest
+import yaml
+from kubernetes.client import CertificatesV1Api
+from kubernetes.client.exceptions import ApiException
+
+from kubelab.engine import check, expect_equal, expect_true, fail
+
+TEST_POD = "net-test"            # the pod the notebook creates on the worker (the grader never creates it)
+TEST_POD_NAMESPACE = "default"
+LEASE_FRESH_S = 40               # kubelet renews its node Lease every 10 s; node-monitor-grace-period is 40 s
+NAT_IP = "10.0.2.15"             # Vagrant's NAT NIC: the same address on every VM
+KUBELET_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+FLANNEL_PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers (no checks)
+# ------------------------------------------------------------------------------------------------
+
+def _read_node(kube, name):
+    try:
+        return kube.core.read_node(name)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"a Node object {name}", "none: the node has not joined the cluster", what="kubectl get node")
+        raise
+
+
+def _flag(args, name):
+    """Values of --name=V or `--name V` in a container's command/args, in order."""
+    values = []
+    for i, a in enumerate(args):
+        if a.startswith(f"--{name}="):
+            values.append(a.split("=", 1)[1])
+        elif a == f"--{name}" and i + 1 < len(args):
+            values.append(args[i + 1])
+    return values
+
+
+def _flannel(course):
+    if course.versions.cni.name != "flannel":
+        pytest.skip(f"applies when the course's CNI is flannel (course.yaml: {course.versions.cni.name})")
+
+
+def _flannel_daemonsets(kube):
+    return kube.apps.list_daemon_set_for_all_namespaces(label_selector="app=flannel").items
+
+
+def _flannel_container(ds):
+    containers = ds.spec.template.spec.containers or []
+    return next((c for c in containers if "flanneld" in " ".join(c.command or [])), containers[0] if containers else None)
+
+
+def parse_addresses(text):
+    """`ip -o -4 addr show` → [(interface, address)] in the kernel's order."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+([\d.]+)/\d+", line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def flannel_choice(args, addresses, route_src=None):
+    """The IPv4 address flanneld picks for inter-node traffic, as flannel's LookupExtIface does:
+    --iface (IP or name, first that exists), else --iface-regex (first matching address, then name),
+    else --iface-can-reach (the source address of the route to it), else the default route's interface.
+    `route_src(target)` answers `ip route get` on the node; `addresses` is parse_addresses() output."""
+    for want in _flag(args, "iface"):
+        for dev, ip in addresses:
+            if want in (dev, ip):
+                return ip, f"--iface={want}"
+    for rx in _flag(args, "iface-regex"):
+        try:
+            pattern = re.compile(rx)
+        except re.error:
+            continue
+        for dev, ip in addresses:
+            if pattern.search(ip):
+                return ip, f"--iface-regex={rx}"
+        for dev, ip in addresses:
+            if pattern.search(dev):
+                return ip, f"--iface-regex={rx}"
+    for target in _flag(args, "iface-can-reach"):
+        src = route_src(target) if route_src else None
+        if src:
+            return src, f"--iface-can-reach={target}"
+    src = route_src("default") if route_src else None
+    return src or "(unknown)", "the default route's interface (no --iface/--iface-regex/--iface-can-reach)"
+
+
+def _route_src(host):
+    def ask(target):
+        cmd = "ip -o -4 route show default" if target == "default" else f"ip -o -4 route get {target}"
+        out = host.run(cmd).stdout
+        m = re.search(r"\bsrc\s+([\d.]+)", out)
+        if m:
+            return m.group(1)
+        dev = re.search(r"\bdev\s+(\S+)", out)
+        if dev:
+            for d, ip in parse_addresses(host.run("ip -o -4 addr show").stdout):
+                if d == dev.group(1):
+                    return ip
+        return None
+    return ask
+
+
+def _csr_subject_cn(csr):
+    from cryptography import x509
+
+    try:
+        pem = base64.b64decode(csr.spec.request)
+        req = x509.load_pem_x509_csr(pem)
+        cns = req.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return cns[0].value if cns else ""
+    except Exception:  # noqa: BLE001 - a CSR we cannot read is simply not the node's
+        return ""
+
+
+# ------------------------------------------------------------------------------------------------
+# the pod network, CNI-agnostic
+# ------------------------------------------------------------------------------------------------
+
+@check("The cluster's pod range is course.yaml's pod_cidr, apart from the nodes' network", on="cluster", points=1,
+       hint="The pod range is fixed at `kubeadm init --pod-network-cidr` (Lab 4): it must be pod_cidr from course.yaml "
+            "and must not overlap the host-only network (Calico's default 192.168.0.0/16 swallows 192.168.56.0/24). "
+            "Recreate the control plane with the right value: `sudo kubeadm reset -f`, then init again.")
+def test_pod_range(kube, course):
+    net = course.network
+    pods = kube.core.list_namespaced_pod("kube-system", label_selector="component=kube-controller-manager").items
+    expect_true(bool(pods), "the kube-controller-manager static pod", "none in kube-system", what="controller manager")
+    c = pods[0].spec.containers[0]
+    args = list(c.command or []) + list(c.args or [])
+    cidrs = _flag(args, "cluster-cidr")
+    allocate = _flag(args, "allocate-node-cidrs")
+    got = cidrs[0] if cidrs else "(not set: kubeadm init ran without --pod-network-cidr)"
+    try:
+        overlaps = ipaddress.ip_network(got, strict=False).overlaps(net.private_subnet)
+    except ValueError:
+        overlaps = False
+    if overlaps:
+        fail(f"{net.pod_cidr}, apart from the private network {net.private_subnet}",
+             f"{got} (overlaps {net.private_subnet})", what="kube-controller-manager --cluster-cidr")
+    expect_equal({"--cluster-cidr": got, "--allocate-node-cidrs": allocate[0] if allocate else "(not set)"},
+                 {"--cluster-cidr": str(net.pod_cidr), "--allocate-node-cidrs": "true"},
+                 what="kube-controller-manager flags")
+
+
+@check("It has a CNI network configuration in /etc/cni/net.d", on="all", points=1,
+       hint="The CNI plugin writes it (flannel's install-cni init container writes 10-flannel.conflist). "
+            "Install the pod network on the control plane (`kubectl apply -f kube-flannel.yml`) and wait for its "
+            "pod on this node: `kubectl -n kube-flannel get pods -o wide`.")
+def test_cni_config(host):
+    listing = host.run("sudo -n ls -1 /etc/cni/net.d").stdout.split()
+    configs = sorted(f for f in listing if f.endswith((".conf", ".conflist", ".json")))
+    expect_true(bool(configs), "a *.conflist/*.conf file", ", ".join(listing) or "(empty or missing)",
+                what="/etc/cni/net.d")
+    text = host.run("sudo -n cat /etc/cni/net.d/%s", configs[0]).stdout
+    try:
+        conf = json.loads(text)
+    except ValueError:
+        fail("valid JSON", f"{configs[0]} does not parse as JSON", what="CNI config")
+    expect_true(bool(conf.get("plugins") or conf.get("type")), "a network with plugins",
+                f"{configs[0]} names no plugin", what="CNI config")
+
+
+# ------------------------------------------------------------------------------------------------
+# every node joined, on its private IP, with a podCIDR, Ready
+# ------------------------------------------------------------------------------------------------
+
+@check("It is registered as a Node of the cluster", on="all", points=1,
+       hint="On the control plane: `kubeadm token create --print-join-command`; run the printed command with sudo "
+            "on the worker. Then `kubectl get nodes` lists it.")
+def test_node_registered(host, kube, node):
+    n = _read_node(kube, node.name)
+    expect_equal(n.metadata.name, node.name, what="Node name")
+
+
+@check("Its Node's InternalIP is its private IP, not the NAT address", on="all", points=1, needs=["node_registered"],
+       hint="Vagrant's first NIC is 10.0.2.15 on every VM. Put `KUBELET_EXTRA_ARGS=--node-ip=<private IP>` in "
+            "/etc/default/kubelet on the node and `sudo systemctl restart kubelet`.")
+def test_node_ip(host, kube, node):
+    n = _read_node(kube, node.name)
+    internal = [a.address for a in (n.status.addresses or []) if a.type == "InternalIP"]
+    expect_equal(internal[:1], [str(node.ip)], what=f"InternalIP of {node.name}")
+
+
+@check("It has a podCIDR inside the course's pod network", on="all", points=1, needs=["node_registered"],
+       hint="The controller manager hands each node a slice of --cluster-cidr when kubeadm init ran with "
+            "--pod-network-cidr=<pod_cidr of course.yaml>; without it flannel fails with 'pod cidr not assigned'.")
+def test_node_pod_cidr(host, kube, node, course):
+    n = _read_node(kube, node.name)
+    cidr = n.spec.pod_cidr
+    expect_true(bool(cidr), f"a subnet of {course.network.pod_cidr}", "(none)", what=f"spec.podCIDR of {node.name}")
+    expect_true(ipaddress.ip_network(cidr).subnet_of(course.network.pod_cidr),
+                f"a subnet of {course.network.pod_cidr}", cidr, what=f"spec.podCIDR of {node.name}")
+
+
+@check("It is Ready and its kubelet is alive", on="all", points=2, needs=["node_registered"], wait_s=30, interval_s=3,
+       hint="NotReady with 'cni plugin not initialized' means no pod network yet on the node (install it); "
+            "a stale lease means its kubelet stopped: `sudo systemctl start kubelet`, `journalctl -u kubelet`.")
+def test_node_ready(host, kube, node, hosts, course):
+    now = int(hosts[course.control_plane.name].run("date +%s").stdout.strip())
+    n = _read_node(kube, node.name)
+    ready = next((c for c in (n.status.conditions or []) if c.type == "Ready"), None)
+    if ready is None or ready.status != "True":
+        why = f"Ready={ready.status if ready else 'Unknown'}"
+        if ready is not None and ready.message:
+            why += f" ({ready.message[:160]})"
+        fail("Ready", why, what=f"node {node.name}")
+    # The node Lease shows a stopped kubelet at once; the Ready condition only after the 40 s grace period.
+    try:
+        lease = kube.coordination.read_namespaced_lease(node.name, "kube-node-lease")
+    except ApiException as e:
+        if e.status == 404:  # no Lease (yet): the Ready condition alone decides
+            return
+        raise
+    age = now - calendar.timegm(lease.spec.renew_time.utctimetuple())
+    expect_true(age <= LEASE_FRESH_S, f"lease renewed within {LEASE_FRESH_S}s",
+                f"renewed {age}s ago: its kubelet stopped", what=f"node {node.name}")
+
+
+# ------------------------------------------------------------------------------------------------
+# the worker's TLS bootstrap
+# ------------------------------------------------------------------------------------------------
+
+@check("Its kubelet's certificate request was approved and issued", on="worker", points=1, needs=["node_registered"],
+       hint="kubeadm join makes the kubelet ask for a client certificate (a CSR for system:node:<name>); the "
+            "controller manager approves it for bootstrap tokens. `kubectl get csr` shows it; approve a pending one "
+            "with `kubectl certificate approve <name>`.")
+def test_csr_approved(kube, node, host):
+    cn = f"system:node:{node.name}"
+    csrs = [c for c in CertificatesV1Api(kube.api_client).list_certificate_signing_request().items
+            if c.spec.signer_name == KUBELET_SIGNER and _csr_subject_cn(c) == cn]
+    if not csrs:
+        # Approved CSRs are garbage-collected an hour after they were issued: the certificate itself is the proof.
+        subject = host.run("sudo -n openssl x509 -noout -subject -issuer -in /var/lib/kubelet/pki/kubelet-client-current.pem")
+        got = subject.stdout.strip() or subject.stderr.strip() or "no certificate"
+        expect_true(subject.rc == 0 and f"CN = {cn}" in got and "CN = kubernetes" in got,
+                    f"a CSR for {cn}, or (after the hourly clean-up) a certificate for it signed by the cluster CA",
+                    got.replace("\n", "; "), what="kubelet client certificate")
+        return
+    state = {}
+    for c in csrs:
+        types = {cond.type for cond in (c.status.conditions or []) if cond.status in (None, "True")}
+        issued = bool(c.status.certificate)
+        state[c.metadata.name] = ("Approved,Issued" if "Approved" in types and issued
+                                  else "Denied" if "Denied" in types else "Failed" if "Failed" in types
+                                  else "Approved (not issued)" if "Approved" in types else "Pending")
+    expect_true(any(s == "Approved,Issued" for s in state.values()), f"a CSR for {cn} Approved,Issued",
+                state, what="kubectl get csr")
+
+
+@check("It has its own kubelet.conf and client certificate", on="worker", points=1, needs=["node_registered"],
+       hint="kubeadm join writes /etc/kubernetes/kubelet.conf (pointing at the API server) once the kubelet has its "
+            "certificate in /var/lib/kubelet/pki/kubelet-client-current.pem. If they are missing, the join did not "
+            "finish: `sudo kubeadm reset -f` on the worker and join again.")
+def test_kubelet_credentials(host, course, node):
+    cp = course.control_plane
+    conf = host.run("sudo -n cat /etc/kubernetes/kubelet.conf")
+    expect_true(conf.rc == 0, "/etc/kubernetes/kubelet.conf", "missing", what="kubelet kubeconfig")
+    try:
+        data = yaml.safe_load(conf.stdout) or {}
+        server = data["clusters"][0]["cluster"]["server"]
+    except Exception:  # noqa: BLE001
+        server = "(not a kubeconfig)"
+    wanted = {f"https://{cp.ip}:6443", f"https://{cp.name}:6443"}
+    expect_true(server in wanted, f"https://{cp.ip}:6443 (or {cp.name})", server, what="kubelet.conf server")
+    cert = host.run("sudo -n test -s /var/lib/kubelet/pki/kubelet-client-current.pem")
+    expect_true(cert.rc == 0, "/var/lib/kubelet/pki/kubelet-client-current.pem", "missing or empty",
+                what="kubelet client certificate")
+
+
+@check("The bootstrap kubeconfig is gone", on="worker", points=1, needs=["kubelet_credentials"],
+       hint="kubeadm join deletes /etc/kubernetes/bootstrap-kubelet.conf after the TLS bootstrap: one left behind holds "
+            "a bootstrap token and means a join that did not finish. Delete it (`sudo rm "
+            "/etc/kubernetes/bootstrap-kubelet.conf`) once kubelet.conf exists.")
+def test_bootstrap_gone(host):
+    expect_equal(host.file("/etc/kubernetes/bootstrap-kubelet.conf").exists, False,
+                 what="/etc/kubernetes/bootstrap-kubelet.conf exists")
+
+
+# ------------------------------------------------------------------------------------------------
+# a pod on the worker, reached from the control plane
+# ------------------------------------------------------------------------------------------------
+
+@check(f"The test pod {TEST_POD} runs on a worker and answers from the control plane", on="cluster", points=2,
+       needs=["node_ready"], wait_s=20, interval_s=3,
+       hint=f"Run the notebook's test pod: `kubectl run {TEST_POD}` pinned to the worker with a container port; then "
+            f"`kubectl get pod {TEST_POD} -o wide` and `curl http://<pod IP>:<port>/` on the control plane. No answer "
+            "across nodes: the pod network between the nodes is broken (flannel on the NAT NIC, a firewall on UDP 8472).")
+def test_pod_reachable(kube, hosts, course):
+    cp = course.control_plane
+    workers = {n.name for n in course.nodes if n.role == "worker"}
+    try:
+        pod = kube.core.read_namespaced_pod(TEST_POD, TEST_POD_NAMESPACE)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"pod {TEST_POD_NAMESPACE}/{TEST_POD}", "none", what="test pod")
+        raise
+    on = pod.spec.node_name or "(unscheduled)"
+    expect_true(on in workers, f"a worker ({', '.join(sorted(workers))})", on, what=f"node of pod {TEST_POD}")
+    expect_equal(pod.status.phase, "Running", what=f"phase of pod {TEST_POD}")
+    ip = pod.status.pod_ip or ""
+    expect_true(bool(ip) and ipaddress.ip_address(ip) in course.network.pod_cidr,
+                f"an IP in {course.network.pod_cidr}", ip or "(none)", what=f"IP of {TEST_POD}")
+    ports = [p.container_port for c in pod.spec.containers for p in (c.ports or [])]
+    expect_true(bool(ports), "a containerPort", "(none declared)", what=f"pod {TEST_POD}")
+    code = hosts[cp.name].run(f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 http://{ip}:{ports[0]}/").stdout.strip()
+    expect_true(code.isdigit() and code != "000", "an HTTP answer", f"no answer (curl: {code or 'nothing'})",
+                what=f"curl http://{ip}:{ports[0]}/ from {cp.name}")
+
+
+# ------------------------------------------------------------------------------------------------
+# flannel (versions.cni.name == flannel)
+# ------------------------------------------------------------------------------------------------
+
+@check("flannel's DaemonSet runs a ready pod on every node", on="cluster", points=1,
+       hint="Apply the release manifest of the course's flannel version on the control plane: "
+            "`kubectl apply -f kube-flannel.yml`; `kubectl -n kube-flannel get ds,pods -o wide`, and "
+            "`kubectl -n kube-flannel logs ds/kube-flannel-ds` for why a pod does not start.")
+def test_flannel_ready(kube, course):
+    _flannel(course)
+    dss = _flannel_daemonsets(kube)
+    expect_true(bool(dss), "a DaemonSet labelled app=flannel (kube-flannel/kube-flannel-ds)", "none",
+                what="flannel DaemonSet")
+    ds = dss[0]
+    st = ds.status
+    got = {"desired": st.desired_number_scheduled or 0, "ready": st.number_ready or 0}
+    nodes = len(course.nodes)
+    expect_equal(got, {"desired": nodes, "ready": nodes}, what=f"{ds.metadata.namespace}/{ds.metadata.name}")
+
+
+@check("flannel's network is course.yaml's pod_cidr", on="cluster", points=1, needs=["flannel_ready"],
+       hint="net-conf.json in the kube-flannel-cfg ConfigMap sets \"Network\"; it must equal pod_cidr (and "
+            "kubeadm's --pod-network-cidr). Fix it in kube-flannel.yml, apply again and restart the DaemonSet: "
+            "`kubectl -n kube-flannel rollout restart ds/kube-flannel-ds`.")
+def test_flannel_network(kube, course):
+    _flannel(course)
+    cms = [c for c in kube.core.list_config_map_for_all_namespaces(label_selector="app=flannel").items
+           if "net-conf.json" in (c.data or {})]
+    expect_true(bool(cms), "the kube-flannel-cfg ConfigMap with net-conf.json", "none", what="flannel config")
+    try:
+        network = json.loads(cms[0].data["net-conf.json"]).get("Network", "(not set)")
+    except ValueError:
+        network = "(net-conf.json is not valid JSON)"
+    expect_equal(network, str(course.network.pod_cidr), what="net-conf.json Network")
+
+
+@check("flannel is told to use its private network interface", on="all", points=1, needs=["flannel_ready"],
+       hint="Without a choice flannel takes the default route's NIC: on Vagrant that is the NAT NIC, 10.0.2.15 on "
+            "every VM. Add `--iface-regex=<private subnet as a regex>` (e.g. ^192[.]168[.]56[.]) to the kube-flannel "
+            "container's args in kube-flannel.yml (or --iface-can-reach / --iface with the private NIC), apply again.")
+def test_flannel_iface(kube, host, node, course):
+    _flannel(course)
+    ds = _flannel_daemonsets(kube)[0]
+    c = _flannel_container(ds)
+    args = list(c.command or []) + list(c.args or [])
+    addresses = parse_addresses(host.run("ip -o -4 addr show").stdout)
+    ip, why = flannel_choice(args, addresses, _route_src(host))
+    expect_equal(ip, str(node.ip), what=f"address flannel picks on {node.name} ({why})")
+
+
+@check("flannel announces its private IP as the node's public IP", on="all", points=1,
+       needs=["flannel_ready", "node_registered"],
+       hint="flanneld writes the address it uses to the Node annotation flannel.alpha.coreos.com/public-ip. "
+            "10.0.2.15 there means VXLAN traffic goes to the NAT address: fix its interface choice (--iface-regex) "
+            "and `kubectl -n kube-flannel rollout restart ds/kube-flannel-ds`.")
+def test_flannel_public_ip(host, kube, node, course):
+    _flannel(course)
+    n = _read_node(kube, node.name)
+    got = (n.metadata.annotations or {}).get(FLANNEL_PUBLIC_IP, "(none)")
+    expect_equal(got, str(node.ip), what=f"{FLANNEL_PUBLIC_IP} on {node.name}")

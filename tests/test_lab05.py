@@ -1,0 +1,556 @@
+"""Lab 5 — pod network and join: the grader against a real kubeadm v1.20.2 cluster on the twins (init, join of the
+worker, a bridge + host-local pod network, kube-proxy), healthy and after deliberate breaks, and from evidence.
+
+Kinds of proof, named in every test's docstring:
+
+- "real 1.20 cluster on twins": graded live (recorded, and the recording replayed to the same result).
+- "recorded evidence modelled on shared/realdata/…": the twins run no flannel (no registry here), so the
+  flannel-specific checks are proven on evidence: a live recording of the real cluster with flannel's objects
+  added — a DaemonSet kube-flannel/kube-flannel-ds whose pod has the containers install-cni-plugin, install-cni
+  and kube-flannel (as in shared/realdata/crictl), the kube-flannel-cfg ConfigMap and container args of flannel's
+  v0.28 release manifest, the FLANNEL-* iptables chains' pod range (shared/realdata/iptables-save), the node
+  annotation flannel writes, and a Vagrant VM's interfaces (eth0 10.0.2.15 NAT, eth1 on the private network).
+  Other states that a twin cannot take (a NAT InternalIP, a controller manager with another --cluster-cidr) are
+  proven the same way, from the live recording with that one field changed (node JSON as in
+  shared/realdata/nodes-json, controller-manager flags as in shared/realdata/static-pod-manifests).
+
+The notebook's own commands (kubeadm 1.36, flannel v0.28.4 from the internet) cannot run here; the test pod it
+creates (`net-test`, on the worker, with a containerPort) is created by this module the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import make_course
+from kubelab.cluster import build
+from kubelab.cluster import cluster as cl
+from kubelab.course import load_course
+from kubelab.engine.runner import run_lab
+from kubelab.engine.targets import SshConfigTarget
+from kubelab.errors import KubelabError
+from kubelab.evidence import comparable, record_lab, replay_lab, save
+from kubelab.evidence.model import ApiObservation, CommandObservation, Evidence, load
+
+pytestmark = [pytest.mark.twins, pytest.mark.cluster]
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = "lab05"
+GRADER_SOURCE = (REPO / "graders" / "lab05_network_and_join.py").read_text()
+KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+FLANNEL_CHECKS = {"flannel_ready", "flannel_network", "flannel_iface", "flannel_public_ip"}
+
+TEST_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: net-test, namespace: default, labels: {app: net-test}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: worker}
+  containers:
+  - name: web
+    image: %(image)s
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec busybox httpd -f -p 8080 -h /www"]
+    ports: [{containerPort: 8080}]
+"""
+
+
+def _ssh(ts, node: str, cmd: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n {cmd}"],
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="module")
+def cluster(twins):
+    """The twins as a joined kubeadm cluster with the notebook's test pod on the worker; fresh twins afterwards."""
+    course = load_course(REPO)
+    t0 = time.monotonic()
+    try:
+        ts, timings = cl.up(course, progress=print)
+    except KubelabError as e:
+        cl.down(course)
+        twins.up(fresh=True, progress=None)
+        pytest.fail(f"cluster did not come up: {e.problem}", pytrace=False)
+    made = _ssh(ts, "master", f"{KUBECTL} apply -f -", input=TEST_POD % {"image": build.BUSYBOX_IMAGE})
+    assert made.returncode == 0, made.stderr
+    ready = _ssh(ts, "master", f"{KUBECTL} wait --for=condition=Ready pod/net-test --timeout=120s", timeout=150)
+    assert ready.returncode == 0, ready.stderr
+    state = {"course": course, "ts": ts, "timings": timings, "up_s": time.monotonic() - t0}
+    print(f"cluster with test pod up in {state['up_s']:.1f}s")
+    try:
+        yield state
+    finally:
+        cl.down(course)
+        twins.up(fresh=True, progress=None)
+
+
+def _target(state, course=None):
+    return SshConfigTarget(course or state["course"], state["ts"].ssh_config_file())
+
+
+def _grade(state, course=None):
+    target = _target(state, course)
+    try:
+        return run_lab(course or state["course"], LAB, target)
+    finally:
+        target.close()
+
+
+def _by_id(result) -> dict:
+    return {c.id: c for c in result.checks}
+
+
+def _statuses(result) -> dict[str, str]:
+    return {c.id: str(c.status) for c in result.checks}
+
+
+def _bridge_course(tmp_path):
+    """A copy of the course whose CNI is not flannel (what the twins run): the flannel checks do not apply."""
+    def mutate(data):
+        data["versions"]["cni"] = {"name": "bridge", "version": "v1"}
+    return load_course(make_course(tmp_path, GRADER_SOURCE, lab_id=LAB, mutate=mutate))
+
+
+# -------------------------------------------------------------------------------------------------
+# live on the real cluster
+# -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def recorded(cluster, tmp_path_factory):
+    """Evidence of the healthy joined cluster, graded live with the real course (CNI flannel) — recorded first
+    in the module, before any break."""
+    course = cluster["course"]
+    target = _target(cluster)
+    t0 = time.monotonic()
+    try:
+        live, evidence = record_lab(course, LAB, target)
+    finally:
+        target.close()
+    took = time.monotonic() - t0
+    print(f"lab05 graded live (recording) in {took:.1f}s")
+    path = save(evidence, tmp_path_factory.mktemp("lab05") / "healthy.evidence.json")
+    return {"live": live, "path": path, "grade_s": took}
+
+
+def test_joined_cluster_passes_every_cni_agnostic_check_and_replays(cluster, recorded):
+    """real 1.20 cluster on twins: every CNI-agnostic check passes on both nodes; with the course's CNI flannel
+    and no flannel on the twins, flannel_ready fails with its hint and the other flannel checks are blocked.
+    The recording replays to the same result."""
+    live = recorded["live"]
+    got = _statuses(live)
+    for cid, status in got.items():
+        check = cid.split("[")[0]
+        if check == "flannel_ready":
+            assert status == "fail", (cid, status)
+        elif check in FLANNEL_CHECKS:
+            assert status == "blocked", (cid, status)
+        else:
+            assert status == "pass", [(c.id, c.status, c.expected, c.actual, c.message) for c in live.checks
+                                      if c.id == cid]
+    ids = set(got)
+    for per_node in ("cni_config", "node_registered", "node_ip", "node_pod_cidr", "node_ready"):
+        assert {f"{per_node}[master]", f"{per_node}[worker]"} <= ids
+    for worker_only in ("csr_approved", "kubelet_credentials", "bootstrap_gone"):
+        assert f"{worker_only}[worker]" in ids and f"{worker_only}[master]" not in ids
+    fl = _by_id(live)["flannel_ready[cluster]"]
+    assert "app=flannel" in fl.expected and fl.actual == "none" and "kube-flannel.yml" in fl.hint
+    replayed, _ = replay_lab(cluster["course"], LAB, recorded["path"])
+    assert comparable(replayed.to_dict()) == comparable(live.to_dict())
+    assert recorded["grade_s"] < 60, f"grading took {recorded['grade_s']:.0f}s"
+
+
+def test_with_a_non_flannel_cni_the_flannel_checks_are_skipped_and_the_lab_passes(cluster, tmp_path):
+    """real 1.20 cluster on twins, graded with a course copy whose CNI is `bridge` (what the twins run):
+    full marks, the flannel checks skipped and left out of the maximum."""
+    course = _bridge_course(tmp_path)
+    result = _grade(cluster, course)
+    bad = [(c.id, c.status, c.expected, c.actual, c.message) for c in result.checks
+           if str(c.status) != ("skipped" if c.check in FLANNEL_CHECKS else "pass")]
+    assert not bad, bad
+    assert result.status == "passed" and result.score == result.max_score
+    assert result.max_score == sum(c.max_points for c in result.checks if c.check not in FLANNEL_CHECKS)
+
+
+def test_notebook_join_cells_keep_the_token_out_of_the_notebook(cluster, tmp_path):
+    """real 1.20 cluster on twins: the solution notebook's own join-command cells, run by a real kernel
+    (nbclient, `%%capture` around `%%node master`, then `%%node worker --env JOIN_CMD`): JOIN_CMD holds the
+    whole command, the saved outputs show no bootstrap token, and the worker cell on a joined worker only says
+    so (running it twice is harmless)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from kubelab.evidence.redact import find_secrets
+
+    source = nbformat.read(cluster["course"].solution_path(LAB), as_version=4)
+    wanted = ("load-extension", "join-command", "join-command-variable", "join-worker")
+    cells = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") in wanted]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in cells] == list(wanted)
+    probe = nbformat.v4.new_code_cell("print(len(JOIN_CMD.split()), JOIN_CMD.split()[:2], '--discovery-token-ca-cert-hash' in JOIN_CMD)")
+    nb = nbformat.v4.new_notebook(cells=cells + [probe], metadata=source.metadata)
+    env = {"KUBELAB_SSH_CONFIG": str(cluster["ts"].ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
+    saved = {k: os.environ.get(k) for k in (*env, "NBGRADER_EXECUTION")}
+    os.environ.update(env)
+    os.environ.pop("NBGRADER_EXECUTION", None)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    out = {c.metadata.get("nbgrader", {}).get("grade_id", "probe"): "".join(o.get("text", "") for o in c.outputs)
+           for c in nb.cells}
+    assert out["join-command"] == "", "the captured cell must show nothing"
+    assert "--token <hidden>" in out["join-command-variable"] and "kubeadm join 192.168.56.10:6443" in out["join-command-variable"]
+    assert "already joined" in out["join-worker"], out["join-worker"]
+    assert out["probe"].strip() == "7 ['kubeadm', 'join'] True", out["probe"]
+    path = tmp_path / "ran.ipynb"
+    nbformat.write(nb, path)
+    assert find_secrets(path.read_text()) == []
+
+
+def test_csr_cleaned_up_after_an_hour_still_passes_on_the_certificate(cluster, recorded, tmp_path):
+    """real 1.20 cluster on twins: the controller manager deletes issued CSRs after an hour; with no CSR left
+    the check accepts the worker's client certificate (CN system:node:worker, issued by the cluster CA)."""
+    ts = cluster["ts"]
+    listed = _ssh(ts, "master", f"{KUBECTL} get csr -o name")
+    assert "node-csr-" in listed.stdout or "csr-" in listed.stdout, listed.stdout  # kubeadm join left one
+    gone = _ssh(ts, "master", f"{KUBECTL} delete csr --all")
+    assert gone.returncode == 0, gone.stderr
+    result = _grade(cluster, _bridge_course(tmp_path))
+    csr = _by_id(result)["csr_approved[worker]"]
+    assert str(csr.status) == "pass", (csr.expected, csr.actual, csr.message)
+
+
+def test_bootstrap_kubeconfig_left_behind_fails(cluster, tmp_path):
+    """real 1.20 cluster on twins: a bootstrap-kubelet.conf left on the worker fails bootstrap_gone with its hint,
+    nothing else."""
+    ts = cluster["ts"]
+    made = _ssh(ts, "worker", "cp /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf")
+    assert made.returncode == 0, made.stderr
+    try:
+        result = _grade(cluster, _bridge_course(tmp_path))
+    finally:
+        _ssh(ts, "worker", "rm -f /etc/kubernetes/bootstrap-kubelet.conf")
+    got = _by_id(result)
+    b = got["bootstrap_gone[worker]"]
+    assert str(b.status) == "fail" and b.actual == "True" and "bootstrap-kubelet.conf" in b.hint
+    assert [c.id for c in result.checks if str(c.status) not in ("pass", "skipped")] == ["bootstrap_gone[worker]"]
+
+
+def test_pod_network_broken_between_nodes_fails_the_reachability_check(cluster, tmp_path):
+    """real 1.20 cluster on twins: the route from the control plane to the worker's pod range removed (the pod
+    network no longer carries traffic between the nodes, as with flannel on the NAT NIC) — the test pod gives
+    no answer from the control plane; the nodes themselves stay Ready."""
+    ts = cluster["ts"]
+    worker_range = cl.pod_cidrs(cluster["course"])["worker"]
+    dropped = _ssh(ts, "master", f"ip route del {worker_range}")
+    assert dropped.returncode == 0, dropped.stderr
+    try:
+        t0 = time.monotonic()
+        result = _grade(cluster, _bridge_course(tmp_path))
+        took = time.monotonic() - t0
+    finally:
+        _ssh(ts, "master", f"ip route replace {worker_range} via 192.168.56.11 dev host0 onlink")
+    pod = _by_id(result)["pod_reachable[cluster]"]
+    assert str(pod.status) == "fail", (pod.status, pod.message)
+    assert pod.expected == "an HTTP answer" and pod.actual.startswith("no answer"), pod.actual
+    assert "still not so after waiting 20s" in pod.message and took >= 20
+    assert str(_by_id(result)["node_ready[worker]"].status) == "pass"
+
+
+def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, tmp_path):
+    """real 1.20 cluster on twins: the worker's kubelet stopped — node_ready fails on the worker only (its lease
+    goes stale, then Ready=Unknown), and the pod check that needs every node Ready is blocked."""
+    ts = cluster["ts"]
+    stopped = _ssh(ts, "worker", "systemctl stop kubelet")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        time.sleep(cl.LEASE_GRACE_S)
+        result = _grade(cluster, _bridge_course(tmp_path))
+    finally:
+        _ssh(ts, "worker", "systemctl start kubelet")
+    got = _by_id(result)
+    w = got["node_ready[worker]"]
+    assert str(w.status) == "fail", (w.status, w.actual)
+    assert "kubelet" in w.actual or "Ready=" in w.actual, w.actual
+    assert str(got["node_ready[master]"].status) == "pass"
+    assert str(got["pod_reachable[cluster]"].status) == "blocked"
+    assert "node_ready[worker]" in got["pod_reachable[cluster]"].blocked_by
+    ok = _ssh(ts, "master", f"{KUBECTL} wait --for=condition=Ready node/worker --timeout=90s", timeout=120)
+    assert ok.returncode == 0, ok.stderr
+
+
+# -------------------------------------------------------------------------------------------------
+# evidence: the recording of the healthy cluster, with flannel (or one wrong field) written in
+# -------------------------------------------------------------------------------------------------
+
+FLANNEL_NS = "kube-flannel"
+VAGRANT_ADDRS = {  # `ip -o -4 addr show` on a Vagrant VM after flannel: NAT NIC first, then the private NIC
+    "master": "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+              "2: eth0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic eth0\\       valid_lft 86015sec preferred_lft 86015sec\n"
+              "3: eth1    inet 192.168.56.10/24 brd 192.168.56.255 scope global eth1\\       valid_lft forever preferred_lft forever\n"
+              "4: flannel.1    inet 10.244.0.0/32 scope global flannel.1\\       valid_lft forever preferred_lft forever\n"
+              "5: cni0    inet 10.244.0.1/24 brd 10.244.0.255 scope global cni0\\       valid_lft forever preferred_lft forever\n",
+    "worker": "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+              "2: eth0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic eth0\\       valid_lft 86015sec preferred_lft 86015sec\n"
+              "3: eth1    inet 192.168.56.11/24 brd 192.168.56.255 scope global eth1\\       valid_lft forever preferred_lft forever\n"
+              "4: flannel.1    inet 10.244.1.0/32 scope global flannel.1\\       valid_lft forever preferred_lft forever\n"
+              "5: cni0    inet 10.244.1.1/24 brd 10.244.1.255 scope global cni0\\       valid_lft forever preferred_lft forever\n",
+}
+VAGRANT_DEFAULT_ROUTE = "default via 10.0.2.2 dev eth0 proto dhcp src 10.0.2.15 metric 100 \n"
+NET_CONF = '{\n  "Network": "%s",\n  "EnableNFTables": false,\n  "Backend": {\n    "Type": "vxlan"\n  }\n}\n'
+CNI_CONF = ('{\n  "name": "cbr0",\n  "cniVersion": "0.3.1",\n  "plugins": [\n    {\n      "type": "flannel",\n'
+            '      "delegate": {\n        "hairpinMode": true,\n        "isDefaultGateway": true\n      }\n    },\n'
+            '    {\n      "type": "portmap",\n      "capabilities": {\n        "portMappings": true\n      }\n    }\n  ]\n}\n')
+
+
+def flannel_daemonset(args: list[str], ready: int = 2, desired: int = 2) -> dict:
+    """kube-flannel/kube-flannel-ds as the v0.28 release manifest creates it, with the status of a 2-node cluster."""
+    labels = {"app": "flannel", "k8s-app": "flannel", "tier": "node"}
+    image = "ghcr.io/flannel-io/flannel:v0.28.4"
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "kube-flannel-ds", "namespace": FLANNEL_NS, "labels": labels, "generation": 1,
+                     "uid": "6d0c1b8e-3c1f-4b8e-9a55-2f1f0b6f2a11", "resourceVersion": "1873",
+                     "creationTimestamp": "2026-11-28T09:12:41Z"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "flannel", "k8s-app": "flannel"}},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "hostNetwork": True, "priorityClassName": "system-node-critical", "serviceAccountName": "flannel",
+                "tolerations": [{"effect": "NoSchedule", "operator": "Exists"}],
+                "initContainers": [
+                    {"name": "install-cni-plugin", "image": "ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel1",
+                     "command": ["cp"], "args": ["-f", "/flannel", "/opt/cni/bin/flannel"]},
+                    {"name": "install-cni", "image": image, "command": ["cp"],
+                     "args": ["-f", "/etc/kube-flannel/cni-conf.json", "/etc/cni/net.d/10-flannel.conflist"]}],
+                "containers": [{"name": "kube-flannel", "image": image, "command": ["/opt/bin/flanneld"],
+                                "args": args}]}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}},
+        "status": {"currentNumberScheduled": desired, "desiredNumberScheduled": desired, "numberAvailable": ready,
+                   "numberMisscheduled": 0, "numberReady": ready, "observedGeneration": 1,
+                   "updatedNumberScheduled": desired},
+    }
+
+
+def flannel_configmap(network: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kube-flannel-cfg", "namespace": FLANNEL_NS,
+                         "labels": {"app": "flannel", "k8s-app": "flannel", "tier": "node"},
+                         "uid": "0f7d3a5e-6a7b-4a53-8c0e-2b8d9d4e1c22", "resourceVersion": "1841"},
+            "data": {"cni-conf.json": CNI_CONF, "net-conf.json": NET_CONF % network}}
+
+
+class Edit:
+    """The recording of the healthy cluster, changed observation by observation, then sealed again."""
+
+    def __init__(self, path: Path):
+        self.ev: Evidence = load(path)
+
+    def api(self, path_prefix: str) -> list[ApiObservation]:
+        return [o for o in self.ev.api if o.path.split("?")[0] == path_prefix]
+
+    def api_path(self, prefix: str) -> str:
+        found = self.api(prefix)
+        assert found, f"the recording has no GET {prefix}"
+        return found[0].path
+
+    def set_api(self, path: str, data: dict) -> None:
+        hits = [o for o in self.ev.api if o.path == path]
+        if not hits:
+            self.ev.api.append(ApiObservation(method="GET", path=path, body=None, status=200, data=""))
+            hits = self.ev.api[-1:]
+        for o in hits:
+            o.data = json.dumps(data)
+
+    def edit_json(self, path_prefix: str, fn) -> None:
+        hits = self.api(path_prefix)
+        assert hits, f"the recording has no GET {path_prefix}"
+        for o in hits:
+            d = json.loads(o.data)
+            fn(d)
+            o.data = json.dumps(d)
+
+    def set_cmd(self, node: str, cmd: str, stdout: str, rc: int = 0) -> None:
+        obs = self.ev.nodes.setdefault(node, [])
+        obs[:] = [o for o in obs if o.cmd != cmd]
+        obs.append(CommandObservation(cmd=cmd, rc=rc, stdout=stdout, stderr=""))
+
+    def save(self, path: Path) -> Path:
+        return save(self.ev, path)
+
+
+def with_flannel(recorded_path: Path, course, args: list[str], public_ip: dict[str, str] | None = None,
+                 network: str | None = None, ready: int = 2) -> Edit:
+    e = Edit(recorded_path)
+    ds_path = e.api_path("/apis/apps/v1/daemonsets")
+    e.set_api(ds_path, {"apiVersion": "apps/v1", "kind": "DaemonSetList", "metadata": {"resourceVersion": "2210"},
+                        "items": [flannel_daemonset(args, ready=ready)]})
+    e.set_api(ds_path.replace("/apis/apps/v1/daemonsets", "/api/v1/configmaps"),
+              {"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "2210"},
+               "items": [flannel_configmap(network or str(course.model.network.pod_cidr))]})
+    for n in course.model.nodes:
+        e.set_cmd(n.name, "ip -o -4 addr show", VAGRANT_ADDRS[n.name])
+        e.set_cmd(n.name, "ip -o -4 route show default", VAGRANT_DEFAULT_ROUTE)
+        ip = (public_ip or {}).get(n.name, str(n.ip))
+
+        def annotate(d, ip=ip):
+            d["metadata"].setdefault("annotations", {}).update({
+                "flannel.alpha.coreos.com/backend-type": "vxlan",
+                "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+                "flannel.alpha.coreos.com/public-ip": ip})
+        e.edit_json(f"/api/v1/nodes/{n.name}", annotate)
+    return e
+
+
+STOCK_ARGS = ["--ip-masq", "--kube-subnet-mgr"]
+LAB_ARGS = STOCK_ARGS + ["--iface-regex=^192[.]168[.]56[.]"]
+
+
+def _replay(course, edit: Edit, path: Path):
+    result, _ = replay_lab(course, LAB, edit.save(path))
+    errors = [(c.id, c.message) for c in result.checks if str(c.status) == "error"]
+    assert not errors, errors
+    return result
+
+
+def test_flannel_on_the_private_network_passes_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata/crictl (kube-flannel namespace, kube-flannel-ds pod and its
+    containers) and shared/realdata/iptables-save (flannel on 10.244.0.0/16), with flannel v0.28's manifest and
+    the lab's --iface-regex: every check passes, flannel's included."""
+    course = cluster["course"]
+    result = _replay(course, with_flannel(recorded["path"], course, LAB_ARGS), tmp_path / "flannel-ok.json")
+    bad = [(c.id, c.status, c.expected, c.actual, c.message) for c in result.checks if str(c.status) != "pass"]
+    assert not bad, bad
+    assert result.status == "passed"
+    assert {c.id for c in result.checks if c.check in FLANNEL_CHECKS} == {
+        "flannel_ready[cluster]", "flannel_network[cluster]", "flannel_iface[master]", "flannel_iface[worker]",
+        "flannel_public_ip[master]", "flannel_public_ip[worker]"}
+
+
+def test_flannel_on_the_nat_interface_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata (as above) with the stock manifest's args (no interface
+    choice): flannel takes eth0, the NAT NIC 10.0.2.15, on both nodes and announces it — flannel_iface and
+    flannel_public_ip fail on both nodes with the hint naming --iface-regex; the rest passes."""
+    course = cluster["course"]
+    edit = with_flannel(recorded["path"], course, STOCK_ARGS, public_ip={"master": "10.0.2.15", "worker": "10.0.2.15"})
+    result = _replay(course, edit, tmp_path / "flannel-nat.json")
+    failed = {c.id: c for c in result.checks if str(c.status) != "pass"}
+    assert set(failed) == {f"{c}[{n}]" for c in ("flannel_iface", "flannel_public_ip") for n in ("master", "worker")}
+    i = failed["flannel_iface[worker]"]
+    assert i.expected == "192.168.56.11" and i.actual == "10.0.2.15" and "--iface-regex" in i.hint
+    assert failed["flannel_public_ip[master]"].actual == "10.0.2.15"
+
+
+def test_flannel_iface_by_name_or_can_reach_is_resolved_per_node(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata (as above): flannel's documented Vagrant fix `--iface=eth1`
+    passes; `--iface=eth0` (the NAT NIC) fails; `--iface-can-reach` is resolved with `ip route get` on each node."""
+    course = cluster["course"]
+    ok = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface=eth1"]), tmp_path / "a.json")
+    assert all(str(c.status) == "pass" for c in ok.checks if c.check == "flannel_iface")
+    bad = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface=eth0"]), tmp_path / "b.json")
+    assert all(str(c.status) == "fail" and c.actual == "10.0.2.15" for c in bad.checks if c.check == "flannel_iface")
+    edit = with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface-can-reach=192.168.56.1"])
+    for n in course.model.nodes:
+        edit.set_cmd(n.name, "ip -o -4 route get 192.168.56.1",
+                     f"192.168.56.1 dev eth1 src {n.ip} uid 1000 \\    cache \n")
+    reach = _replay(course, edit, tmp_path / "c.json")
+    assert all(str(c.status) == "pass" for c in reach.checks if c.check == "flannel_iface")
+
+
+def test_flannel_network_not_the_pod_cidr_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata (as above) with net-conf.json's Network 10.10.0.0/16 while
+    kubeadm's pod range is 10.244.0.0/16: flannel_network fails, expected vs actual shown."""
+    course = cluster["course"]
+    edit = with_flannel(recorded["path"], course, LAB_ARGS, network="10.10.0.0/16")
+    result = _replay(course, edit, tmp_path / "net.json")
+    failed = [c for c in result.checks if str(c.status) != "pass"]
+    assert [c.id for c in failed] == ["flannel_network[cluster]"]
+    assert failed[0].expected == "10.244.0.0/16" and failed[0].actual == "10.10.0.0/16"
+
+
+def test_flannel_not_ready_on_every_node_blocks_the_other_flannel_checks(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata (as above) with the DaemonSet's pod ready on one node of two:
+    flannel_ready fails, the three other flannel checks are blocked, not failed."""
+    course = cluster["course"]
+    result = _replay(course, with_flannel(recorded["path"], course, LAB_ARGS, ready=1), tmp_path / "ds.json")
+    got = _statuses(result)
+    assert got["flannel_ready[cluster]"] == "fail"
+    assert {cid: s for cid, s in got.items() if cid.split("[")[0] in FLANNEL_CHECKS - {"flannel_ready"}} == \
+        {"flannel_network[cluster]": "blocked", "flannel_iface[master]": "blocked", "flannel_iface[worker]": "blocked",
+         "flannel_public_ip[master]": "blocked", "flannel_public_ip[worker]": "blocked"}
+
+
+def test_worker_internal_ip_on_the_nat_address_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata/nodes-json (status.addresses InternalIP/Hostname): the
+    worker's kubelet without --node-ip registers 10.0.2.15 — node_ip fails on the worker only, with the hint."""
+    course = cluster["course"]
+    edit = Edit(recorded["path"])
+
+    def nat(d):
+        for a in d["status"]["addresses"]:
+            if a["type"] == "InternalIP":
+                a["address"] = "10.0.2.15"
+    edit.edit_json("/api/v1/nodes/worker", nat)
+    result = _replay(_bridge_course(tmp_path), edit, tmp_path / "nat.json")
+    failed = [c for c in result.checks if str(c.status) not in ("pass", "skipped")]
+    assert [c.id for c in failed] == ["node_ip[worker]"]
+    assert failed[0].expected == "192.168.56.11" and failed[0].actual == "10.0.2.15" and "--node-ip" in failed[0].hint
+
+
+def test_pod_range_overlapping_the_host_network_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata/static-pod-manifests (kube-controller-manager's
+    --cluster-cidr and --allocate-node-cidrs flags): init with Calico's default 192.168.0.0/16, which swallows
+    the host-only 192.168.56.0/24 — pod_range fails saying so."""
+    course = cluster["course"]
+    edit = Edit(recorded["path"])
+
+    def calico(d):
+        for pod in d["items"]:
+            c = pod["spec"]["containers"][0]
+            c["command"] = [a.replace("--cluster-cidr=10.244.0.0/16", "--cluster-cidr=192.168.0.0/16")
+                            for a in c["command"]]
+    edit.edit_json("/api/v1/namespaces/kube-system/pods", calico)
+    result = _replay(_bridge_course(tmp_path), edit, tmp_path / "calico.json")
+    pr = _by_id(result)["pod_range[cluster]"]
+    assert str(pr.status) == "fail" and "overlaps 192.168.56.0/24" in pr.actual and "192.168.0.0/16" in pr.actual
+
+
+def test_evidence_holds_no_bootstrap_token(recorded):
+    """real 1.20 cluster on twins: the recording (CSRs, kubelet.conf, the controller manager) holds no secret."""
+    from kubelab.evidence.redact import find_secrets
+
+    assert find_secrets(recorded["path"].read_text()) == []
+
+
+# -------------------------------------------------------------------------------------------------
+# last: the worker taken out of the cluster (destructive)
+# -------------------------------------------------------------------------------------------------
+
+def test_worker_not_joined_blocks_its_checks(cluster, tmp_path):
+    """real 1.20 cluster on twins, the worker made "not joined" (kubelet stopped, kubelet.conf and its
+    certificates removed, Node deleted): node_registered fails on the worker with the join hint; every other
+    worker-side check is blocked, not failed; the control plane's checks still pass."""
+    ts = cluster["ts"]
+    for cmd in ("systemctl stop kubelet", "rm -rf /etc/kubernetes/kubelet.conf /var/lib/kubelet/pki"):
+        r = _ssh(ts, "worker", cmd)
+        assert r.returncode == 0, (cmd, r.stderr)
+    r = _ssh(ts, "master", f"{KUBECTL} delete node worker --wait=true", timeout=90)
+    assert r.returncode == 0, r.stderr
+    result = _grade(cluster, _bridge_course(tmp_path))
+    got = _by_id(result)
+    reg = got["node_registered[worker]"]
+    assert str(reg.status) == "fail" and "not joined" in reg.actual and "--print-join-command" in reg.hint
+    blocked = {cid for cid, c in got.items() if str(c.status) == "blocked"}
+    assert blocked == {"node_ip[worker]", "node_pod_cidr[worker]", "node_ready[worker]", "csr_approved[worker]",
+                       "kubelet_credentials[worker]", "bootstrap_gone[worker]", "pod_reachable[cluster]"}, blocked
+    for cid in ("node_registered[master]", "node_ip[master]", "node_pod_cidr[master]", "node_ready[master]",
+                "pod_range[cluster]", "cni_config[master]"):
+        assert str(got[cid].status) == "pass", (cid, got[cid].actual, got[cid].message)

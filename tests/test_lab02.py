@@ -1,0 +1,319 @@
+"""Lab 2 end to end on lab twins, with containerd of BOTH configuration layouts: Debian bookworm's containerd
+1.6 (config version 2) and sid's containerd 2.1 (config version 3; its .deb needs only libc6 >= 2.34 and runc,
+so it installs on bookworm next to bookworm's runc).
+
+Proof: live — real systemd + sshd twins booted with systemd-nspawn, reached over SSH like the Vagrant VMs.
+The twins cannot reach Docker's repository, so each flavour serves a local signed apt repository in Docker's
+layout (kubelab.twin.aptrepo) holding Debian's packages, and grades with a copy of course.yaml whose
+package_sources.containerd points there (packages: [containerd], versions.containerd.major 1 or 2): the
+notebook's commands run unchanged. For each flavour: fresh twins fail with hints; the solution notebook,
+executed for real (nbclient, `%%node` over SSH), brings full marks (recorded evidence replays to the same
+result); each check then fails, with its hint, for a realistic mistake, and passes again after the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from helpers import REPO, kubelab
+from kubelab.course import load_course
+from kubelab.engine.results import Status
+from kubelab.engine.runner import run_lab
+from kubelab.engine.targets import SshConfigTarget
+from kubelab.evidence import comparable
+from kubelab.twin.aptrepo import LocalAptRepo, archive_debs
+
+pytestmark = pytest.mark.twins
+
+LAB = "lab02"
+NODES = ("master", "worker")
+
+
+@dataclass(frozen=True)
+class Flavour:
+    name: str
+    containerd_suite: str   # Debian suite of the containerd .deb
+    major: int
+    layout_word: str        # a word of the runc options header in this layout
+
+
+FLAVOURS = [Flavour("containerd-1.6-bookworm", "bookworm", 1, "io.containerd.grpc.v1.cri"),
+            Flavour("containerd-2.1-sid", "sid", 2, "io.containerd.cri.v1.runtime")]
+
+
+@dataclass
+class Lab2:
+    flavour: Flavour
+    course_root: Path
+    ssh_config: Path
+    twins: object
+
+    def course(self, root: Path | None = None):
+        return load_course(root or self.course_root)
+
+    def grade(self, root: Path | None = None) -> dict[str, dict[str, object]]:
+        """Grade in-process; {check: {node: CheckResult}}."""
+        target = SshConfigTarget(self.course(root), self.ssh_config)
+        try:
+            result = run_lab(self.course(root), LAB, target)
+        finally:
+            target.close()
+        by: dict[str, dict[str, object]] = {}
+        for c in result.checks:
+            by.setdefault(c.check, {})[c.node] = c
+        return by
+
+    def sh(self, script: str, node: str | None = None) -> None:
+        """Run a bash script as the lab user on the nodes (the way a learner's cell runs)."""
+        target = SshConfigTarget(self.course(), self.ssh_config)
+        try:
+            for n in ([node] if node else NODES):
+                r = target.host(n).run("bash -eo pipefail -c %s", script)
+                assert r.rc == 0, f"{n}: {script}\n{r.stdout}\n{r.stderr}"
+        finally:
+            target.close()
+
+
+def make_course(tmp: Path, base_url: str, major: int) -> Path:
+    """A copy of the repository's course whose containerd source is the local repository."""
+    data = yaml.safe_load((REPO / "course.yaml").read_text())
+    src = data["package_sources"]["containerd"]
+    src["url"] = f"{base_url}/linux/debian"
+    src["key_url"] = f"{base_url}/linux/debian/gpg"
+    src["packages"] = ["containerd"]  # Debian's name; runc comes as its dependency
+    data["versions"]["containerd"]["major"] = major
+    root = tmp / f"course-major{major}"
+    (root / "solutions" / LAB).mkdir(parents=True, exist_ok=True)
+    (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    if not (root / "graders").exists():
+        (root / "graders").symlink_to(REPO / "graders")
+    nb = load_course(REPO).solution_path(LAB)
+    shutil.copyfile(nb, root / "solutions" / LAB / nb.name)
+    return root
+
+
+def solution_cell(grade_id: str) -> str:
+    """The body of a solution cell of the lab's notebook, without the %%node line."""
+    nb = nbformat.read(load_course(REPO).solution_path(LAB), as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return "\n".join(ln for ln in cell.source.splitlines() if not ln.startswith("%%node"))
+
+
+# Re-applies the lab's configuration steps exactly as the solution notebook writes them.
+def fix_all() -> str:
+    return "\n".join(solution_cell(g) for g in ("write-config", "restart", "write-crictl"))
+
+
+@pytest.fixture(scope="module", params=FLAVOURS, ids=lambda f: f.name)
+def lab2(request, twins, tmp_path_factory):
+    flavour: Flavour = request.param
+    import conftest  # the session's record of who changed the twins (see conftest.fresh_twins)
+
+    t0 = time.monotonic()
+    twins.up(fresh=True, progress=None)
+    conftest._twins_changed["by"] = f"{__name__}[{flavour.name}]"
+    print(f"\n[{flavour.name}] fresh twins in {time.monotonic() - t0:.1f}s")
+    tmp = tmp_path_factory.mktemp(flavour.name)
+    debs = archive_debs(flavour.containerd_suite, ["containerd"]) + archive_debs("bookworm", ["runc"])
+    repo = LocalAptRepo(tmp / "repo")
+    repo.add_dists("linux/debian", suite="bookworm", component="stable", debs=debs)
+    with contextlib.ExitStack() as stack:
+        stack.callback(repo.cleanup)
+        base_url = stack.enter_context(repo.serve(str(twins.bridge_iface.ip)))
+        lab = Lab2(flavour, make_course(tmp, base_url, flavour.major), twins.ssh_config_file(), twins)
+        # The twins have no route to a Debian mirror (a VM has one): apt-get update must not fail on it.
+        lab.sh("sudo sed -i -E 's/^(deb\\s)/# twin, no mirror: \\1/' /etc/apt/sources.list")
+        yield lab
+
+
+def grade_json(lab: Lab2, tmp_path: Path, name: str):
+    """Grade live with the CLI, recording evidence; replay it and demand the same result."""
+    out, evidence, replayed = (tmp_path / f"{name}{s}" for s in (".json", ".evidence.json", ".replay.json"))
+    p = kubelab("grade", LAB, "--ssh-config", str(lab.ssh_config), "--json", str(out), "--record", str(evidence),
+                "--course", str(lab.course_root))
+    r = kubelab("grade", LAB, "--replay", str(evidence), "--json", str(replayed), "--course", str(lab.course_root))
+    live = json.loads(out.read_text())
+    assert r.returncode == p.returncode, r.stdout + r.stderr
+    assert comparable(json.loads(replayed.read_text())) == comparable(live)
+    return p, live
+
+
+def statuses(by: dict, check: str) -> set[str]:
+    return {str(c.status) for c in by[check].values()}
+
+
+def assert_fails(by: dict, check: str, hint_word: str, nodes=NODES) -> None:
+    for n in nodes:
+        c = by[check][n]
+        assert c.status is Status.FAIL, (check, n, c)
+        assert hint_word in c.hint, (check, c.hint)
+        assert c.expected and c.actual and c.expected != c.actual, c
+
+
+def assert_all_pass(by: dict) -> None:
+    bad = [c for per in by.values() for c in per.values() if c.status is not Status.PASS]
+    assert not bad, bad
+
+
+# -- the tests --------------------------------------------------------------------------------------
+
+def test_fresh_nodes_fail_with_hints(lab2, tmp_path):
+    p, result = grade_json(lab2, tmp_path, "fresh")
+    assert p.returncode == 1 and result["status"] == "failed" and result["score"] == 0, p.stdout
+    by: dict[str, list[dict]] = {}
+    for c in result["checks"]:
+        by.setdefault(c["check"], []).append(c)
+    expect = {"apt_source": ("fail", "KUBELAB_CONTAINERD_APT_LINE"), "package_installed": ("blocked", ""),
+              "runc": ("fail", "runc"), "containerd_major": ("fail", "course.yaml"),
+              "service_enabled": ("fail", "systemctl enable"), "service_active": ("fail", "systemctl restart"),
+              "socket_answers": ("blocked", ""), "cri_loaded": ("blocked", ""), "systemd_cgroup": ("blocked", ""),
+              "config_applied": ("blocked", ""), "crictl_endpoint": ("fail", "/etc/crictl.yaml")}
+    assert set(by) == set(expect)
+    for check, (status, word) in expect.items():
+        for c in by[check]:
+            assert c["status"] == status, c
+            assert word in c["hint"], c
+    assert "Traceback" not in p.stdout + p.stderr
+
+
+def test_solution_notebook_brings_full_marks(lab2, tmp_path):
+    nb_path = lab2.course(None).solution_path(LAB)
+    nb = nbformat.read(nb_path, as_version=4)
+    env = {"KUBELAB_SSH_CONFIG": str(lab2.ssh_config), "KUBELAB_COURSE": str(lab2.course_root)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    t0 = time.monotonic()
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(nb_path.parent)}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    print(f"[{lab2.flavour.name}] notebook executed in {time.monotonic() - t0:.1f}s")
+    grading = nb.cells[-1]
+    assert f'grade("{LAB}")' in grading.source
+    results = [o for o in grading.outputs if o.output_type == "execute_result"]
+    assert results and float(results[0]["data"]["text/plain"]) == lab2.course().model.lab(LAB).points, grading.outputs
+    assert not [o for o in grading.outputs if o.output_type == "stream" and o.name == "stderr"]
+    # the layout the notebook wrote is the one of the installed major version
+    shown = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert lab2.flavour.layout_word in shown
+    p, result = grade_json(lab2, tmp_path, "solved")
+    assert p.returncode == 0 and result["score"] == result["max_score"], p.stdout
+
+
+def test_systemd_cgroup_in_the_wrong_table_fails(lab2):
+    # One level too high: in the runc runtime's table instead of its options (valid TOML, silently ignored).
+    lab2.sh(r"""sudo sed -i -E -e '/^\s*SystemdCgroup\s*=/d' \
+      -e 's/^(\s*)(\[plugins\..*\.containerd\.runtimes\.runc\])\s*$/\1\2\n\1  SystemdCgroup = true/' /etc/containerd/config.toml
+      sudo systemctl restart containerd""")
+    by = lab2.grade()
+    assert_fails(by, "systemd_cgroup", "runc options")
+    c = by["systemd_cgroup"]["master"]
+    assert lab2.flavour.layout_word in c.expected and "runtimes.runc]" in c.actual, c
+    assert statuses(by, "cri_loaded") == {"pass"}
+    lab2.sh(fix_all())
+    assert_all_pass(lab2.grade())
+
+
+def test_the_sed_trap_fails_and_the_notebooks_edit_works(lab2):
+    # A containerd release whose `config default` omits SystemdCgroup (containerd issue #12101): the classic
+    # sed changes nothing and exits 0. The notebook's own edit (its solution cell, run as is) still works.
+    lab2.sh(r"""containerd config default | sed '/SystemdCgroup/d' | sudo tee /etc/containerd/config.toml > /dev/null
+      sudo sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.toml
+      sudo systemctl restart containerd""")
+    by = lab2.grade()
+    assert_fails(by, "systemd_cgroup", "config default")
+    # absent from the file: the merged config shows containerd's default (2.1.9 prints false, 2.1.0-2.1.4 nothing)
+    assert re.search(r"not set|SystemdCgroup = false", by["systemd_cgroup"]["worker"].actual)
+    lab2.sh(r"""containerd config default | sed '/SystemdCgroup/d' | sudo tee /etc/containerd/config.toml > /dev/null
+      """ + solution_cell("write-config") + "\nsudo systemctl restart containerd")
+    assert_all_pass(lab2.grade())
+
+
+def test_cri_disabled_fails(lab2):
+    # Docker's containerd.io package ships this file (no version header: config version 1)
+    lab2.sh("""printf '%s\\n' '#root = "/var/lib/containerd"' 'disabled_plugins = ["cri"]' \
+      | sudo tee /etc/containerd/config.toml > /dev/null
+      sudo systemctl restart containerd""")
+    by = lab2.grade()
+    assert_fails(by, "cri_loaded", "disabled_plugins")
+    assert "cri" in by["cri_loaded"]["master"].actual
+    assert statuses(by, "socket_answers") == {"pass"}
+    lab2.sh(fix_all())
+    assert_all_pass(lab2.grade())
+
+
+def test_config_changed_without_restart_fails(lab2):
+    lab2.sh("sleep 2; sudo touch /etc/containerd/config.toml")
+    by = lab2.grade()
+    assert_fails(by, "config_applied", "restart")
+    lab2.sh("sudo systemctl restart containerd")
+    assert_all_pass(lab2.grade())
+
+
+def test_service_stopped_and_disabled_fails_and_blocks(lab2):
+    lab2.sh("sudo systemctl disable --now containerd")
+    by = lab2.grade()
+    assert_fails(by, "service_enabled", "systemctl enable")
+    assert_fails(by, "service_active", "systemctl restart")
+    for check in ("socket_answers", "cri_loaded", "systemd_cgroup", "config_applied"):
+        assert statuses(by, check) == {"blocked"}, (check, by[check])
+    assert statuses(by, "runc") == {"pass"} and statuses(by, "crictl_endpoint") == {"pass"}
+    lab2.sh(fix_all())
+    assert_all_pass(lab2.grade())
+
+
+def test_crictl_endpoint_missing_fails(lab2):
+    lab2.sh("echo 'image-endpoint: unix:///run/containerd/containerd.sock' | sudo tee /etc/crictl.yaml")
+    by = lab2.grade()
+    assert_fails(by, "crictl_endpoint", "runtime-endpoint")
+    lab2.sh(fix_all())
+    assert_all_pass(lab2.grade())
+
+
+def test_runc_missing_fails(lab2):
+    lab2.sh('p=$(sudo sh -c "command -v runc"); echo "$p" | sudo tee /root/runc.path; sudo mv "$p" /root/runc.moved')
+    by = lab2.grade()
+    assert_fails(by, "runc", "reinstall")
+    lab2.sh('sudo mv /root/runc.moved "$(sudo cat /root/runc.path)"; sudo rm /root/runc.path')
+    assert_all_pass(lab2.grade())
+
+
+def test_wrong_major_version_and_wrong_repository_fail(lab2, tmp_path):
+    other = 2 if lab2.flavour.major == 1 else 1
+    data = yaml.safe_load((lab2.course_root / "course.yaml").read_text())
+    data["versions"]["containerd"]["major"] = other
+    data["package_sources"]["containerd"]["url"] = "https://download.example.org/linux/debian"
+    root = tmp_path / "other-course"
+    root.mkdir()
+    (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (root / "graders").symlink_to(REPO / "graders")
+    by = lab2.grade(root)
+    assert_fails(by, "containerd_major", "versions.containerd.major")
+    assert f"{lab2.flavour.major}.x" in by["containerd_major"]["master"].actual
+    assert_fails(by, "apt_source", "KUBELAB_CONTAINERD_APT_LINE")
+    assert statuses(by, "package_installed") == {"blocked"}
+    assert statuses(by, "systemd_cgroup") == {"pass"}
+
+
+def test_full_marks_survive_a_restart(lab2):
+    if lab2.flavour.major != 2:
+        pytest.skip("restarting the twins once (with the course's containerd 2.x) is enough")
+    lab2.twins.restart(progress=None)
+    assert_all_pass(lab2.grade())

@@ -159,14 +159,21 @@ def test_solution_notebook_brings_full_marks(lab3):
     """Live on twins: the solution notebook run for real (nbclient, `%%node` cells over SSH) against the
     local repository; then graded by the CLI, read-only."""
     t0 = time.monotonic()
-    nb = run_notebook(lab3.course.solution_path("lab03"), lab3.twins.ssh_config_file(), lab3.root)
+    try:
+        nb = run_notebook(lab3.course.solution_path("lab03"), lab3.twins.ssh_config_file(), lab3.root)
+    except Exception:
+        lab3.grade("notebook-failed")  # shows the grader's table in the assertion message
+        raise
     lab3.notebook_s = time.monotonic() - t0
+    print(f"Lab 2 state {lab3.lab2_s:.0f}s, solution notebook {lab3.notebook_s:.0f}s")
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert f"kubeadm expects: k8s.gcr.io/pause:3.2" in text  # asked from the installed kubeadm
     grading = nb.cells[-1]
     assert 'grade("lab03")' in grading.source
     results = [o for o in grading.outputs if o.output_type == "execute_result"]
-    assert results and float(results[0]["data"]["text/plain"]) == lab3.course.model.lab("lab03").points
+    if not (results and float(results[0]["data"]["text/plain"]) == lab3.course.model.lab("lab03").points):
+        p, _ = lab3.grade("notebook-not-full")
+        pytest.fail(p.stdout)
     assert not [o for o in grading.outputs if o.output_type == "stream" and o.name == "stderr"]
 
     marker = "/tmp/.kubelab-lab03-readonly"

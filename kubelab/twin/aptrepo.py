@@ -108,11 +108,13 @@ def archive_debs(suite: str, names: list[str], arch: str | None = None) -> list[
 
 def build_deb(out_dir: Path, name: str, version: str, files: dict[str, Path | bytes | str], *,
               arch: str | None = None, depends: list[str] | None = None, description: str = "",
-              modes: dict[str, int] | None = None, maintainer_scripts: dict[str, str] | None = None) -> Path:
+              modes: dict[str, int] | None = None, maintainer_scripts: dict[str, str] | None = None,
+              conffiles: list[str] | None = None) -> Path:
     """A .deb holding `files` (absolute path in the package -> source file or content).
 
     `modes` sets file modes (default 0755 for sources that are executable, else 0644);
-    `maintainer_scripts` maps postinst/prerm/... to their shell text.
+    `maintainer_scripts` maps postinst/prerm/... to their shell text; `conffiles` lists files under /etc
+    that dpkg keeps when the admin changed them (what debhelper does for every file in /etc).
     """
     arch = arch or _host_arch()
     modes = modes or {}
@@ -136,6 +138,8 @@ def build_deb(out_dir: Path, name: str, version: str, files: dict[str, Path | by
             control.append(f"Depends: {', '.join(depends)}")
         control.append(f"Description: {description or name + ' (built by kubelab for the lab twins)'}")
         (debian / "control").write_text("\n".join(control) + "\n")
+        if conffiles:
+            (debian / "conffiles").write_text("".join(f"{c}\n" for c in conffiles))
         for script, text in (maintainer_scripts or {}).items():
             p = debian / script
             p.write_text(text if text.startswith("#!") else "#!/bin/sh\nset -e\n" + text)

@@ -5,8 +5,8 @@ containerd must use comes from the installed kubeadm itself (`kubeadm config ima
 
 import json
 import shlex
-import tomllib
 
+from kubelab import containerd_config as cc
 from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail
 
 PACKAGES = ("kubelet", "kubeadm", "kubectl")
@@ -53,15 +53,6 @@ def node_ip_arg(args: list[str]) -> str | None:
         elif a == "--node-ip" and i + 1 < len(args):
             found = args[i + 1]
     return found
-
-
-def sandbox_image(dump: str) -> str | None:
-    """The pause image of containerd's merged config (`containerd config dump`): config version 2
-    (containerd 1.x) `sandbox_image` of the CRI plugin; version 3 (2.x) `pinned_images.sandbox`."""
-    plugins = tomllib.loads(dump).get("plugins", {})
-    v3 = plugins.get("io.containerd.cri.v1.images", {}).get("pinned_images", {}).get("sandbox")
-    v2 = plugins.get("io.containerd.grpc.v1.cri", {}).get("sandbox_image")
-    return v3 or v2
 
 
 @check("containerd (Lab 2) is running", on="all", points=1,
@@ -178,7 +169,7 @@ def test_sandbox_image(host, course):
     expect_true(dump.rc == 0, "the merged containerd config", (dump.stderr.strip() or "no answer")[:200],
                 what="containerd config dump")
     try:
-        got = sandbox_image(dump.stdout)
-    except tomllib.TOMLDecodeError as e:
-        fail("the merged containerd config", f"unreadable TOML: {e}", what="containerd config dump")
+        got = cc.sandbox_image(cc.parse(dump.stdout))
+    except cc.ConfigError as e:
+        fail("the merged containerd config", str(e), what="containerd config dump")
     expect_equal(got or "(not set)", pauses[0], what="containerd's sandbox image (containerd config dump)")

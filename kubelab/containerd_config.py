@@ -99,6 +99,14 @@ def runtime_cgroup(cfg: dict[str, Any]) -> RuntimeCgroup:
     return RuntimeCgroup(lay, name, bool(runtime), options.get("SystemdCgroup"))
 
 
+def sandbox_image(cfg: dict[str, Any]) -> str | None:
+    """The pause image the CRI plugin starts every pod sandbox from: config version 2 (containerd 1.x)
+    `sandbox_image` of the CRI plugin; version 3 (2.x) `sandbox` in the images plugin's `pinned_images`."""
+    if layout(cfg).version == 3:
+        return _table(cfg, "plugins", CRI_IMAGES_PLUGIN_V3, "pinned_images").get("sandbox")
+    return _table(cfg, "plugins", CRI_GRPC_PLUGIN).get("sandbox_image")
+
+
 def systemd_cgroup_places(cfg: dict[str, Any]) -> list[tuple[str, ...]]:
     """The path of every table of a configuration that sets a key named SystemdCgroup."""
     found: list[tuple[str, ...]] = []

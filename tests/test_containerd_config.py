@@ -169,3 +169,14 @@ def test_apt_policy():
     none = aptfacts.apt_policy("containerd.io:\n  Installed: (none)\n  Candidate: 2.1.4-1\n  Version table:\n")
     assert none.installed is None and not aptfacts.installed_from(none, "http://x")
     assert aptfacts.apt_policy("").installed is None
+
+
+def test_sandbox_image_is_read_from_each_layouts_own_key():
+    """Lab 3 compares this with kubeadm's pause image. A 2.x config with a leftover 1.x `sandbox_image`
+    (ignored by containerd 2.x) must not count."""
+    assert cc.sandbox_image(cc.parse(DEFAULT_16)) == "registry.k8s.io/pause:3.6"
+    assert cc.sandbox_image(cc.parse(DEFAULT_21)) == "registry.k8s.io/pause:3.10"
+    edited = DEFAULT_21.replace("sandbox = 'registry.k8s.io/pause:3.10'", "sandbox = 'registry.k8s.io/pause:3.10.1'")
+    assert cc.sandbox_image(cc.parse(edited)) == "registry.k8s.io/pause:3.10.1"
+    stale = 'version = 3\n[plugins."io.containerd.grpc.v1.cri"]\nsandbox_image = "registry.k8s.io/pause:3.10.1"\n'
+    assert cc.sandbox_image(cc.parse(stale)) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -33,3 +34,32 @@ def kubelab(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     exe = shutil.which("kubelab") or str(Path(sys.executable).parent / "kubelab")
     return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def environ(env: dict[str, str], drop: tuple[str, ...] = ()):
+    """os.environ with `env` set and `drop` removed for the block (a notebook kernel inherits it), then as before."""
+    keys = set(env) | set(drop)
+    saved = {k: os.environ.get(k) for k in keys}
+    for k in drop:
+        os.environ.pop(k, None)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute_notebook(nb, folder: Path, env: dict[str, str], *, timeout: int = 600, allow_errors: bool = False,
+                     drop: tuple[str, ...] = ()):
+    """Run every cell of `nb` in a real kernel whose working folder is `folder`; returns nb with its outputs."""
+    from nbclient import NotebookClient
+
+    with environ(env, drop):
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+                       resources={"metadata": {"path": str(folder)}}).execute()
+    return nb

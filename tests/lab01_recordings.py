@@ -14,17 +14,15 @@ evidence. Used by test_nbgrader_e2e.py and test_class_grading.py through the `la
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
+from helpers import REPO, execute_notebook
 from kubelab.course import load_course
 
-REPO = Path(__file__).resolve().parent.parent
 EVIDENCE = "lab01.evidence.json"
 
 
@@ -54,20 +52,9 @@ def run_notebook(source: Path, folder: Path, ssh_config: Path) -> Recording:
     shutil.copyfile(source, notebook)
     nb = nbformat.read(notebook, as_version=4)
     env = {"KUBELAB_SSH_CONFIG": str(ssh_config), "KUBELAB_COURSE": str(REPO)}
-    saved = {k: os.environ.get(k) for k in (*env, "NBGRADER_EXECUTION")}
-    os.environ.update(env)
-    os.environ.pop("NBGRADER_EXECUTION", None)  # the learner's side: live
-    try:
-        # allow_errors: in the learner notebook the "Check yourself" cells fail, as they would for a learner
-        # who skipped the tasks; the grading cell still runs
-        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(folder)}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    # allow_errors: in the learner notebook the "Check yourself" cells fail, as they would for a learner
+    # who skipped the tasks; the grading cell still runs. No NBGRADER_EXECUTION: the learner's side, live.
+    execute_notebook(nb, folder, env, allow_errors=True, drop=("NBGRADER_EXECUTION",))
     nbformat.write(nb, notebook)
     grading = nb.cells[-1]
     assert 'grade("lab01")' in grading.source

@@ -7,13 +7,11 @@ Vagrant VMs. What a twin shares with the host kernel (modules built in) is obser
 from __future__ import annotations
 
 import json
-import os
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from helpers import REPO, kubelab
+from helpers import REPO, kubelab, execute_notebook
 from kubelab.course import load_course
 from kubelab.engine.results import Status
 from kubelab.engine.runner import run_lab
@@ -88,16 +86,7 @@ def test_grading_is_read_only_and_uses_one_connection_per_node(fresh_twins, cour
 def run_notebook(path, ssh_config):
     nb = nbformat.read(path, as_version=4)
     env = {"KUBELAB_SSH_CONFIG": str(ssh_config), "KUBELAB_COURSE": str(REPO)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    execute_notebook(nb, path.parent, env)
     return nb
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import time
@@ -25,9 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from nbclient import NotebookClient
 
-from helpers import REPO, kubelab
+from helpers import REPO, kubelab, execute_notebook
 from kubelab.course import load_course
 from kubelab.engine.results import Status
 from kubelab.engine.runner import run_lab
@@ -192,18 +190,8 @@ def test_solution_notebook_brings_full_marks(lab2, tmp_path):
     nb_path = lab2.course(None).solution_path(LAB)
     nb = nbformat.read(nb_path, as_version=4)
     env = {"KUBELAB_SSH_CONFIG": str(lab2.ssh_config), "KUBELAB_COURSE": str(lab2.course_root)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     t0 = time.monotonic()
-    try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(nb_path.parent)}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    execute_notebook(nb, nb_path.parent, env)
     print(f"[{lab2.flavour.name}] notebook executed in {time.monotonic() - t0:.1f}s")
     grading = nb.cells[-1]
     assert f'grade("{LAB}")' in grading.source

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shutil
 import time
 
 import nbformat
 import pytest
 import yaml
-from nbclient import NotebookClient
 
-from helpers import REPO, kubelab
+from helpers import REPO, kubelab, execute_notebook
 from kubelab.cluster.cluster import Ssh
 from kubelab.cluster.debs import deb_version, ensure_debs
 from kubelab.course import load_course
@@ -141,17 +139,7 @@ def test_before_lab3_everything_fails_or_is_blocked_with_hints(lab3):
 def run_notebook(path, ssh_config, course_root):
     nb = nbformat.read(path, as_version=4)
     env = {"KUBELAB_SSH_CONFIG": str(ssh_config), "KUBELAB_COURSE": str(course_root)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=900, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    execute_notebook(nb, path.parent, env, timeout=900)
     return nb
 
 

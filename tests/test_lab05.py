@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_course
+from helpers import execute_notebook, make_course
 from kubelab.cluster import build
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
@@ -180,10 +180,8 @@ def test_notebook_join_cells_keep_the_token_out_of_the_notebook(cluster, tmp_pat
     (nbclient, `%%capture` around `%%node master`, then `%%node worker --env JOIN_CMD`): JOIN_CMD holds the
     whole command, the saved outputs show no bootstrap token, and the worker cell on a joined worker only says
     so (running it twice is harmless)."""
-    import os
 
     import nbformat
-    from nbclient import NotebookClient
 
     from kubelab.evidence.redact import find_secrets
 
@@ -194,17 +192,7 @@ def test_notebook_join_cells_keep_the_token_out_of_the_notebook(cluster, tmp_pat
     probe = nbformat.v4.new_code_cell("print(len(JOIN_CMD.split()), JOIN_CMD.split()[:2], '--discovery-token-ca-cert-hash' in JOIN_CMD)")
     nb = nbformat.v4.new_notebook(cells=cells + [probe], metadata=source.metadata)
     env = {"KUBELAB_SSH_CONFIG": str(cluster["ts"].ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
-    saved = {k: os.environ.get(k) for k in (*env, "NBGRADER_EXECUTION")}
-    os.environ.update(env)
-    os.environ.pop("NBGRADER_EXECUTION", None)
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    execute_notebook(nb, tmp_path, env, timeout=300, drop=("NBGRADER_EXECUTION",))
     out = {c.metadata.get("nbgrader", {}).get("grade_id", "probe"): "".join(o.get("text", "") for o in c.outputs)
            for c in nb.cells}
     assert out["join-command"] == "", "the captured cell must show nothing"

@@ -238,7 +238,8 @@ def up(course: LoadedCourse, progress: Progress = print, stage: str = "full") ->
     ssh.write(cp.name, "/root/kubeadm-init.yaml", KUBEADM_INIT.format(
         token=token, ip=cp.ip, name=cp.name, version=build.KUBE_VERSION,
         service_cidr=m.network.service_cidr, pod_cidr=m.network.pod_cidr))
-    say(f"{cp.name}: kubeadm init (v1.20.2; skipping preflight: no crictl; no CoreDNS, no kube-proxy addon)")
+    coredns = "CoreDNS objects added after init" if stage == "init" else "no CoreDNS"
+    say(f"{cp.name}: kubeadm init (v1.20.2; skipping preflight: no crictl; {coredns}, no kube-proxy addon)")
     t1 = time.monotonic()
     ssh.run(cp.name, "kubeadm init --config /root/kubeadm-init.yaml "
                      "--skip-phases=preflight,addon/coredns,addon/kube-proxy > /root/kubeadm-init.log 2>&1 "

@@ -151,6 +151,40 @@ def test_eventually_returns_last_value_at_deadline():
     assert eventually(lambda: 5, until=lambda v: v == 5, timeout_s=0) == 5
 
 
+
+def test_eventually_in_a_grader_runs_on_the_engines_clock(tmp_path):
+    """A grader's own eventually() polls on the engine's clock: on virtual time (a replay) it never sleeps for
+    real, converging checks still pass and never-converging ones fail after the virtual wait."""
+    course = load_course(make_course(tmp_path, f'''
+        from pathlib import Path
+        from kubelab.engine import check, eventually, expect_equal
+        COUNTER = Path({str(tmp_path / "n")!r})
+
+        def look():
+            n = int(COUNTER.read_text()) + 1 if COUNTER.exists() else 1
+            COUNTER.write_text(str(n))
+            return n
+
+        @check("Converges on the fourth look", on="master", points=1, hint="h")
+        def test_converges(host):
+            expect_equal(eventually(look, until=lambda n: n >= 4, timeout_s=600, interval_s=60) >= 4, True,
+                         what="looks")
+
+        @check("Never converges", on="master", points=1, hint="h")
+        def test_never(host):
+            expect_equal(eventually(lambda: "NotReady", until=lambda v: v == "Ready", timeout_s=900,
+                                    interval_s=300), "Ready", what="node")
+    '''))
+    now, slept = [0.0], []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+    r = by_id(run_lab(course, "lab90", LocalTarget(course), clock=lambda: now[0], sleep=sleep))
+    assert r["converges[master]"].status is Status.PASS and (tmp_path / "n").read_text() == "4"
+    assert r["never[master]"].status is Status.FAIL and r["never[master]"].actual == "NotReady"
+    assert slept == [60, 60, 60, 300, 300, 300], slept  # all on the engine's clock: nothing slept for real
+
 def test_unreachable_nodes_are_infrastructure_errors_not_zero(mixed, tmp_path):
     cfg = tmp_path / "ssh-config"
     cfg.write_text("".join(f"Host {n}\n  HostName 127.0.0.1\n  Port 1\n  User vagrant\n  StrictHostKeyChecking no\n\n"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kubelab.course import LoadedCourse, Node
-from kubelab.engine.checks import CheckFailed, CheckSpec, spec_of
+from kubelab.engine.checks import ENGINE_TIME, CheckFailed, CheckSpec, spec_of
 from kubelab.engine.kube import Kube
 from kubelab.engine.results import CheckResult, Status
 from kubelab.engine.targets import Target, infrastructure_error
@@ -104,7 +104,11 @@ class KubelabPlugin:
             result.message = "blocked by " + ", ".join(blockers)
         else:
             args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-            self._run(pyfuncitem.obj, args, spec, result)
+            token = ENGINE_TIME.set((self._clock, self._sleep))
+            try:
+                self._run(pyfuncitem.obj, args, spec, result)
+            finally:
+                ENGINE_TIME.reset(token)
         result.duration_s = round(self._clock() - started, 3)
         self.results.append(result)
         return True

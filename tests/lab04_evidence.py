@@ -39,6 +39,9 @@ KUBEADM_PKI = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-
 MISTAKES = {
     # kubeadm init without --apiserver-advertise-address on a Vagrant VM: the default route's NIC (NAT)
     "nat_advertise": "init took 10.0.2.15 (Vagrant's NAT NIC) for the advertise address and the node IP",
+    # --apiserver-advertise-address given, but the kubelet left without --node-ip (Lab 3's /etc/default/kubelet):
+    # the API server answers on the private IP while the Node registers with the NAT address
+    "kubelet_nat_ip": "kubelet without --node-ip: the Node's InternalIP is 10.0.2.15",
     # the usual single-node tutorial step, done on a cluster that gets a worker
     "taint_removed": "kubectl taint nodes --all node-role.kubernetes.io/control-plane-",
     # Calico's default pool in a flannel course
@@ -94,6 +97,7 @@ class Sim136:
         self.cp = m.control_plane
         self.version = "v1.35.2" if self.mistake == "wrong_version" else "v" + m.versions.kubernetes.patch
         self.advertise = "10.0.2.15" if self.mistake == "nat_advertise" else str(self.cp.ip)
+        self.node_ip = "10.0.2.15" if self.mistake == "kubelet_nat_ip" else self.advertise
         self.pod_cidr = "192.168.0.0/16" if self.mistake == "calico_cidr" else str(m.network.pod_cidr)
         self.service_cidr = str(m.network.service_cidr)
         svc = ipaddress.ip_network(self.service_cidr)
@@ -197,7 +201,7 @@ class Sim136:
                          "node.alpha.kubernetes.io/ttl": "0"}),
             "spec": {"podCIDR": str(next(ipaddress.ip_network(self.pod_cidr).subnets(new_prefix=24))),
                      "taints": taints},
-            "status": {"addresses": [{"type": "InternalIP", "address": self.advertise},
+            "status": {"addresses": [{"type": "InternalIP", "address": self.node_ip},
                                      {"type": "Hostname", "address": self.cp.name}],
                        "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
                                        "lastHeartbeatTime": _ts(NOW - 5), "lastTransitionTime": _ts(NOW - 600),
@@ -221,7 +225,7 @@ class Sim136:
                                                                  "uid": "n", "controller": True}]),
                         "spec": {"nodeName": self.cp.name, "hostNetwork": True, "priorityClassName": "system-node-critical",
                                  "containers": [{"name": comp, "image": f"registry.k8s.io/{comp}:{self.version}"}]},
-                        "status": {"phase": "Running", "hostIP": self.advertise, "podIP": self.advertise,
+                        "status": {"phase": "Running", "hostIP": self.node_ip, "podIP": self.node_ip,
                                    "containerStatuses": [{"name": comp, "ready": True, "restartCount": 0,
                                                           "image": f"registry.k8s.io/{comp}:{self.version}",
                                                           "imageID": "sha256:0", "containerID": "containerd://0",

@@ -84,6 +84,7 @@ def test_simulated_136_control_plane_gets_full_marks_from_its_evidence(course, t
 EXPECTED = {
     "nat_advertise": {"apiserver_sans": "missing: 192.168.56.10", "kubeconfigs": "https://10.0.2.15:6443",
                       "api_reachable": "no alternative certificate subject name", "advertise_address": "10.0.2.15"},
+    "kubelet_nat_ip": {"node_ip": "10.0.2.15"},
     "taint_removed": {"control_plane_node": "missing: node-role.kubernetes.io/control-plane:NoSchedule"},
     "calico_cidr": {"kubeadm_configmaps": "podSubnet=192.168.0.0/16"},
     "wrong_version": {"pinned_version": "v1.35.2"},
@@ -95,7 +96,8 @@ EXPECTED = {
 }
 BLOCKED_BY_API = {"control_plane_pods", "node_ip", "control_plane_node", "kubeadm_configmaps", "pinned_version",
                   "bootstrap_token", "addons", "lab_user_kubeconfig"}
-HINT_WORDS = {"apiserver_sans": "--apiserver-advertise-address", "advertise_address": "--apiserver-advertise-address",
+HINT_WORDS = {"node_ip": "node-ip", "apiserver_sans": "--apiserver-advertise-address",
+              "advertise_address": "--apiserver-advertise-address",
               "kubeconfigs": "super-admin.conf", "api_reachable": "no alternative certificate subject name",
               "control_plane_node": "kubectl taint nodes", "kubeadm_configmaps": "--pod-network-cidr",
               "pinned_version": "--kubernetes-version", "bootstrap_token": "kubeadm token create",

@@ -233,6 +233,56 @@ def test_bootstrap_kubeconfig_left_behind_fails(cluster, tmp_path):
     assert [c.id for c in result.checks if str(c.status) not in ("pass", "skipped")] == ["bootstrap_gone[worker]"]
 
 
+def test_cni_config_missing_on_the_worker_fails_live(cluster, tmp_path):
+    """real 1.20 cluster on twins: the worker's /etc/cni/net.d emptied (the CNI's pod never wrote its config
+    there) — cni_config fails on the worker with expected vs actual and the hint; the master's still passes."""
+    ts = cluster["ts"]
+    moved = _ssh(ts, "worker", "sh -c 'mkdir -p /root/cni-aside && mv /etc/cni/net.d/* /root/cni-aside/'")
+    assert moved.returncode == 0, moved.stderr
+    try:
+        result = _grade(cluster, _bridge_course(tmp_path))
+    finally:
+        # copied back, not moved: containerd 1.6 reloads its CNI config on a write in /etc/cni/net.d, and a file
+        # renamed back into place left the worker NotReady (seen on the twins)
+        back = _ssh(ts, "worker", "sh -c 'cp /root/cni-aside/* /etc/cni/net.d/ && rm -r /root/cni-aside'")
+    assert back.returncode == 0, back.stderr
+    got = _by_id(result)
+    c = got["cni_config[worker]"]
+    assert str(c.status) == "fail", (c.status, c.actual, c.message)
+    assert c.expected == "a *.conflist/*.conf file" and c.actual == "(empty or missing)"
+    assert "kube-flannel" in c.hint
+    assert str(got["cni_config[master]"].status) == "pass"
+    ok = _ssh(ts, "master", f"{KUBECTL} wait --for=condition=Ready node/worker --timeout=90s", timeout=120)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_worker_client_certificate_missing_fails_live(cluster, recorded, tmp_path):
+    """real 1.20 cluster on twins: the worker's kubelet-client-current.pem moved aside (a join that did not finish)
+    and the CSRs gone (deleted here as the controller manager does an hour after issuing them) — kubelet_credentials
+    fails on the worker with the hint, csr_approved, which then has only that certificate to go on, fails too, and
+    bootstrap_gone, which builds on the credentials, is blocked."""
+    ts = cluster["ts"]  # `recorded`: the healthy recording, with its CSRs, is taken before they are deleted here
+    pem = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    gone = _ssh(ts, "master", f"{KUBECTL} delete csr --all")
+    assert gone.returncode == 0, gone.stderr
+    moved = _ssh(ts, "worker", f"mv {pem} {pem}.aside")
+    assert moved.returncode == 0, moved.stderr
+    try:
+        result = _grade(cluster, _bridge_course(tmp_path))
+    finally:
+        back = _ssh(ts, "worker", f"mv {pem}.aside {pem}")
+    assert back.returncode == 0, back.stderr
+    got = _by_id(result)
+    k = got["kubelet_credentials[worker]"]
+    assert str(k.status) == "fail" and k.actual == "missing or empty" and pem in k.expected, (k.status, k.actual)
+    assert "kubeadm reset" in k.hint
+    csr = got["csr_approved[worker]"]
+    assert str(csr.status) == "fail" and "system:node:worker" in csr.expected, (csr.status, csr.actual)
+    assert "kubectl certificate approve" in csr.hint
+    assert {cid: str(c.status) for cid, c in got.items() if str(c.status) not in ("pass", "skipped")} == \
+        {"kubelet_credentials[worker]": "fail", "csr_approved[worker]": "fail", "bootstrap_gone[worker]": "blocked"}
+
+
 def test_pod_network_broken_between_nodes_fails_the_reachability_check(cluster, tmp_path):
     """real 1.20 cluster on twins: the route from the control plane to the worker's pod range removed (the pod
     network no longer carries traffic between the nodes, as with flannel on the NAT NIC) — the test pod gives
@@ -479,7 +529,6 @@ def test_flannel_not_ready_on_every_node_blocks_the_other_flannel_checks(cluster
 def test_worker_internal_ip_on_the_nat_address_fails_from_evidence(cluster, recorded, tmp_path):
     """recorded evidence modelled on shared/realdata/nodes-json (status.addresses InternalIP/Hostname): the
     worker's kubelet without --node-ip registers 10.0.2.15 — node_ip fails on the worker only, with the hint."""
-    course = cluster["course"]
     edit = Edit(recorded["path"])
 
     def nat(d):
@@ -497,7 +546,6 @@ def test_pod_range_overlapping_the_host_network_fails_from_evidence(cluster, rec
     """recorded evidence modelled on shared/realdata/static-pod-manifests (kube-controller-manager's
     --cluster-cidr and --allocate-node-cidrs flags): init with Calico's default 192.168.0.0/16, which swallows
     the host-only 192.168.56.0/24 — pod_range fails saying so."""
-    course = cluster["course"]
     edit = Edit(recorded["path"])
 
     def calico(d):
@@ -509,6 +557,82 @@ def test_pod_range_overlapping_the_host_network_fails_from_evidence(cluster, rec
     result = _replay(_bridge_course(tmp_path), edit, tmp_path / "calico.json")
     pr = _by_id(result)["pod_range[cluster]"]
     assert str(pr.status) == "fail" and "overlaps 192.168.56.0/24" in pr.actual and "192.168.0.0/16" in pr.actual
+
+
+def _node_paths(edit: Edit, course) -> list[str]:
+    return [p for p in [f"/api/v1/nodes/{n.name}" for n in course.model.nodes] if edit.api(p)]
+
+
+def test_init_without_pod_network_cidr_leaves_nodes_without_a_podcidr_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata/static-pod-manifests and nodes-json: `kubeadm init` without
+    --pod-network-cidr — the controller manager has neither --cluster-cidr nor --allocate-node-cidrs and the Nodes
+    carry no spec.podCIDR: pod_range fails, node_pod_cidr fails on both nodes with "(none)" and the hint."""
+    course = cluster["course"]
+    edit = Edit(recorded["path"])
+
+    def no_cidr_flags(d):
+        for pod in d["items"]:
+            c = pod["spec"]["containers"][0]
+            c["command"] = [a for a in c["command"]
+                            if not a.startswith(("--cluster-cidr=", "--allocate-node-cidrs="))]
+    edit.edit_json("/api/v1/namespaces/kube-system/pods", no_cidr_flags)
+
+    def no_pod_cidr(d):
+        d["spec"].pop("podCIDR", None)
+        d["spec"].pop("podCIDRs", None)
+    paths = _node_paths(edit, course)
+    assert len(paths) == 2, paths
+    for p in paths:
+        edit.edit_json(p, no_pod_cidr)
+    result = _replay(_bridge_course(tmp_path), edit, tmp_path / "no-cidr.json")
+    got = _by_id(result)
+    assert {cid for cid, c in got.items() if str(c.status) not in ("pass", "skipped")} == \
+        {"pod_range[cluster]", "node_pod_cidr[master]", "node_pod_cidr[worker]"}
+    pr = got["pod_range[cluster]"]
+    assert "not set: kubeadm init ran without --pod-network-cidr" in pr.actual, pr.actual
+    for n in ("master", "worker"):
+        c = got[f"node_pod_cidr[{n}]"]
+        assert c.actual == "(none)" and c.expected == "a subnet of 10.244.0.0/16", (c.expected, c.actual)
+        assert "--pod-network-cidr" in c.hint
+
+
+def test_worker_podcidr_outside_the_pod_network_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata/nodes-json: the worker's spec.podCIDR outside pod_cidr (a Node
+    kept from an earlier init with another range) — node_pod_cidr fails on the worker only, showing the subnet."""
+    edit = Edit(recorded["path"])
+
+    def elsewhere(d):
+        d["spec"]["podCIDR"] = "10.85.1.0/24"
+        d["spec"]["podCIDRs"] = ["10.85.1.0/24"]
+    edit.edit_json("/api/v1/nodes/worker", elsewhere)
+    result = _replay(_bridge_course(tmp_path), edit, tmp_path / "elsewhere.json")
+    failed = [c for c in result.checks if str(c.status) not in ("pass", "skipped")]
+    assert [c.id for c in failed] == ["node_pod_cidr[worker]"]
+    assert failed[0].actual == "10.85.1.0/24" and failed[0].expected == "a subnet of 10.244.0.0/16"
+
+
+def test_worker_csr_pending_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence of the real 1.20 cluster with the worker's CSR as `kubectl get csr` shows it when nothing
+    approves it (the ClusterRoleBinding kubeadm:node-autoapprove-bootstrap deleted): no conditions, no certificate —
+    csr_approved fails on the worker with the CSR's state and the hint naming `kubectl certificate approve`."""
+    edit = Edit(recorded["path"])
+    csr_path = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+    pending = []
+
+    def unapprove(d):
+        for item in d["items"]:
+            if item["spec"].get("username", "").startswith("system:bootstrap:") or \
+                    item["spec"].get("signerName") == "kubernetes.io/kube-apiserver-client-kubelet":
+                item["status"] = {}
+                pending.append(item["metadata"]["name"])
+    edit.edit_json(csr_path, unapprove)
+    assert pending, "the recording holds the worker's CSR"
+    result = _replay(_bridge_course(tmp_path), edit, tmp_path / "pending.json")
+    failed = [c for c in result.checks if str(c.status) not in ("pass", "skipped")]
+    assert [c.id for c in failed] == ["csr_approved[worker]"], [(c.id, c.actual) for c in failed]
+    c = failed[0]
+    assert "Pending" in c.actual and "Approved,Issued" in c.expected, (c.expected, c.actual)
+    assert "kubectl certificate approve" in c.hint
 
 
 def test_evidence_holds_no_bootstrap_token(recorded):

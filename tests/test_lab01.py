@@ -2,7 +2,10 @@
 real (nbclient, `%%node` cells over SSH) brings full marks, and the marks survive a restart of the nodes.
 
 Proof: live — real systemd + sshd twins booted with systemd-nspawn, reached over SSH exactly like the
-Vagrant VMs. What a twin shares with the host kernel (modules built in) is observed by effect."""
+Vagrant VMs. What a twin shares with the host kernel (modules built in) is observed by effect. Two states a
+twin cannot take — swap active (nspawn's seccomp filter refuses swapon) and br_netfilter not loaded (the host
+kernel's module is shared) — are proven on the live recording of the solved twins with that one observation
+changed, as each test says."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from kubelab.course import load_course
 from kubelab.engine.results import Status
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
-from kubelab.evidence import comparable
+from kubelab.evidence import comparable, replay_lab
+from kubelab.evidence.model import load, save
 
 pytestmark = pytest.mark.twins
 
@@ -110,3 +114,69 @@ def test_full_marks_survive_a_restart(fresh_twins, tmp_path):
     p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "restarted")
     failed = [c for c in result["checks"] if c["status"] != str(Status.PASS)]
     assert p.returncode == 0 and not failed, failed
+
+
+def test_hostname_and_bridged_traffic_mistakes_fail_live(fresh_twins, tmp_path):
+    """Live on the twins, from full marks: the worker renamed to the box's own name (a Vagrantfile without
+    config.vm.hostname) and bridged traffic taken out of iptables at runtime (sysctl -w ...=0) — hostname and
+    bridge_nf_live fail on the worker with expected vs actual and their hints (resolves_own_name, which builds on
+    the hostname, is blocked); put back, full marks again."""
+    target = SshConfigTarget(load_course(REPO), fresh_twins.ssh_config_file())
+    worker = target.host("worker")
+    try:
+        broke = worker.run("sudo -n hostname bookworm && sudo -n sysctl -qw net.bridge.bridge-nf-call-iptables=0")
+        assert broke.rc == 0, broke.stderr
+        p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "broken")
+    finally:
+        worker.run("sudo -n hostname worker; sudo -n sysctl -qw net.bridge.bridge-nf-call-iptables=1")
+        target.close()
+    assert p.returncode == 1, p.stdout
+    by_id = {c["id"]: c for c in result["checks"]}
+    h, b = by_id["hostname[worker]"], by_id["bridge_nf_live[worker]"]
+    assert h["status"] == "fail" and h["expected"] == "worker" and h["actual"] == "bookworm", h
+    assert "hostnamectl set-hostname" in h["hint"]
+    assert b["status"] == "fail" and b["expected"] == "1" and b["actual"] == "0", b
+    assert "still not so after waiting 5s" in b["message"] and "br_netfilter" in b["hint"]
+    assert by_id["resolves_own_name[worker]"]["status"] == "blocked"  # it builds on the hostname
+    assert {cid for cid, c in by_id.items() if c["status"] != "pass"} == \
+        {"hostname[worker]", "bridge_nf_live[worker]", "resolves_own_name[worker]"}
+    p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "put-back")
+    assert p.returncode == 0, [c for c in result["checks"] if c["status"] != "pass"]
+
+
+SWAP_ON = ("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+           "/dev/sda5                               partition\t1046524\t\t0\t\t-2\n")
+
+
+def _changed(evidence_path, tmp_path, node, cmd, rc=None, stdout=None):
+    ev = load(evidence_path)
+    hits = [o for o in ev.nodes[node] if o.cmd == cmd]
+    assert hits, f"the recording holds no `{cmd}` on {node}"
+    for o in hits:
+        o.rc = o.rc if rc is None else rc
+        o.stdout = o.stdout if stdout is None else stdout
+    return save(ev, tmp_path / f"changed-{node}.evidence.json")
+
+
+@pytest.mark.parametrize("node, cmd, rc, stdout, check, words, hint_word, blocked", [
+    # `sudo swapoff -a` never run: /proc/swaps lists the box's swap partition
+    ("worker", "cat -- /proc/swaps", None, SWAP_ON, "swap_off_now", "/dev/sda5", "swapoff", set()),
+    # br_netfilter only in modules-load.d, never modprobe'd: no /proc/sys/net/bridge until the next boot
+    ("master", "test -d /proc/sys/net/bridge", 1, None, "modules_active", "missing: br_netfilter", "modprobe",
+     {"bridge_nf_live[master]"}),
+], ids=["swap_on_now", "br_netfilter_not_loaded"])
+def test_what_a_twin_cannot_show_fails_from_its_recording(fresh_twins, tmp_path, node, cmd, rc, stdout, check,
+                                                           words, hint_word, blocked):
+    """Recorded evidence: the live recording of the solved twins with one observation changed to what a VM shows
+    (a twin cannot turn swap on or unload a module). The check fails with expected vs actual and its hint, what
+    builds on it is blocked, every other check still passes."""
+    p, _ = grade_json(fresh_twins.ssh_config_file(), tmp_path, "solved-again")
+    assert p.returncode == 0, p.stdout
+    result, _ = replay_lab(load_course(REPO), "lab01",
+                           _changed(tmp_path / "solved-again.evidence.json", tmp_path, node, cmd, rc, stdout))
+    by_id = {c.id: c for c in result.checks}
+    c = by_id[f"{check}[{node}]"]
+    assert c.status is Status.FAIL and words in c.actual and c.expected != c.actual, (c.status, c.expected, c.actual)
+    assert hint_word in c.hint
+    assert {cid for cid, r in by_id.items() if r.status is Status.BLOCKED} == blocked
+    assert {cid for cid, r in by_id.items() if r.status not in (Status.PASS, Status.BLOCKED)} == {f"{check}[{node}]"}

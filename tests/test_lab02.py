@@ -17,6 +17,7 @@ import contextlib
 import json
 import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +299,65 @@ def test_wrong_major_version_and_wrong_repository_fail(lab2, tmp_path):
     assert_fails(by, "apt_source", "KUBELAB_CONTAINERD_APT_LINE")
     assert statuses(by, "package_installed") == {"blocked"}
     assert statuses(by, "systemd_cgroup") == {"pass"}
+
+
+def test_socket_moved_elsewhere_fails_the_socket_check(lab2):
+    """Live on the twins: `[grpc] address` pointed away from /run/containerd/containerd.sock — the service is
+    active, but nothing answers where the kubelet and crictl look: socket_answers fails with its hint (no longer
+    only ever blocked), the service checks pass. Put back, full marks."""
+    # 1.x writes "double", 2.x 'single' quotes: match either
+    lab2.sh("""sudo sed -i -E "s#^(\\s*address = [\\"'])/run/containerd/containerd.sock#\\1/run/containerd/elsewhere.sock#" \\
+      /etc/containerd/config.toml
+      grep -q elsewhere.sock /etc/containerd/config.toml
+      sudo systemctl restart containerd""")
+    by = lab2.grade()
+    assert_fails(by, "socket_answers", "[grpc] address")
+    assert statuses(by, "service_active") == {"pass"} and statuses(by, "service_enabled") == {"pass"}
+    lab2.sh(fix_all())
+    assert_all_pass(lab2.grade())
+
+
+def test_containerd_from_another_repository_fails_the_package_check(lab2, tmp_path):
+    """Live on the twins: containerd installed from a second apt repository (a stand-in for the distribution's
+    archive, served here and signed with its own key) while the course's source is configured — the same
+    binaries under another version string, so nothing else changes: package_installed fails on both nodes
+    naming where the installed version comes from. Put back with the course's version, full marks."""
+    if lab2.flavour.major != 1:
+        pytest.skip("one flavour is enough: the check reads apt-cache policy the same way for both")
+    course_deb = archive_debs(lab2.flavour.containerd_suite, ["containerd"])[0]
+    tree = tmp_path / "deb"
+    subprocess.run(["dpkg-deb", "-R", str(course_deb), str(tree)], check=True)
+    control = tree / "DEBIAN" / "control"
+    version = re.search(r"^Version: (\S+)$", control.read_text(), re.M).group(1)
+    other = version + "+distro1"
+    control.write_text(control.read_text().replace(f"Version: {version}\n", f"Version: {other}\n"))
+    rebuilt = tmp_path / f"containerd_{other}.deb"
+    subprocess.run(["dpkg-deb", "-Zgzip", "-z1", "-b", str(tree), str(rebuilt)], check=True, capture_output=True)
+    repo = LocalAptRepo(tmp_path / "distro")
+    try:
+        repo.add_dists("debian", suite="bookworm", component="main", debs=[rebuilt])
+        with repo.serve(str(lab2.twins.bridge_iface.ip)) as url:
+            key = repo.public_key_armored.replace("'", "")
+            lab2.sh(f"""echo '{key}' | sudo tee /etc/apt/keyrings/distro.asc > /dev/null
+              echo 'deb [signed-by=/etc/apt/keyrings/distro.asc] {url}/debian bookworm main' \\
+                | sudo tee /etc/apt/sources.list.d/distro.list
+              sudo apt-get update -q
+              sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold \\
+                containerd={other}
+              sudo systemctl restart containerd""")
+            by = lab2.grade()
+        assert_fails(by, "package_installed", "distribution")
+        actual = by["package_installed"]["master"].actual
+        assert f"{other} installed, known only from" in actual and "/debian" in actual, actual
+        assert statuses(by, "containerd_major") == {"pass"} and statuses(by, "apt_source") == {"pass"}
+    finally:
+        repo.cleanup()
+        lab2.sh(f"""sudo rm -f /etc/apt/sources.list.d/distro.list /etc/apt/keyrings/distro.asc
+          sudo apt-get update -q
+          sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades \\
+            -o Dpkg::Options::=--force-confold containerd={version}""")
+    lab2.sh(fix_all())
+    assert_all_pass(lab2.grade())
 
 
 def test_full_marks_survive_a_restart(lab2):

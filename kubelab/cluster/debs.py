@@ -23,41 +23,13 @@ import fcntl
 from pathlib import Path
 
 from kubelab.cluster import build
+from kubelab.cluster.kubelet_units import kubeadm_dropin, kubelet_service
 from kubelab.twin.aptrepo import build_deb
 from kubelab.twin.paths import cache_root
 
 RECIPE_VERSION = 1
 PACKAGES = ("kubelet", "kubeadm", "kubectl")
 DEB_REVISION = "1.1"
-
-KUBELET_SERVICE = """[Unit]
-Description=kubelet: The Kubernetes Node Agent
-Documentation=https://kubernetes.io/docs/
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-ExecStart=/usr/bin/kubelet
-Restart=always
-StartLimitInterval=0
-RestartSec=10
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-KUBEADM_DROPIN = """# Note: This dropin only works with kubeadm and kubelet v1.11+
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-# This is a file that the user can use for overrides of the kubelet args as a last resort. Preferably, the user should use
-# the .NodeRegistration.KubeletExtraArgs object in the configuration files instead. KUBELET_EXTRA_ARGS should be sourced from this file.
-EnvironmentFile=-/etc/default/kubelet
-ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-"""
 
 KUBELET_DEFAULTS = "KUBELET_EXTRA_ARGS=\n"
 
@@ -104,7 +76,7 @@ def ensure_debs(progress=print) -> list[Path]:
         debs = [
             build_deb(tmp, "kubelet", version, {
                 "/usr/bin/kubelet": bin_ / "kubelet",
-                "/usr/lib/systemd/system/kubelet.service": KUBELET_SERVICE,
+                "/usr/lib/systemd/system/kubelet.service": kubelet_service(),
                 "/etc/default/kubelet": KUBELET_DEFAULTS,
                 "/var/lib/kubelet/.kubelet-keep": "",
                 "/etc/kubernetes/manifests/.kubelet-keep": "",
@@ -113,7 +85,7 @@ def ensure_debs(progress=print) -> list[Path]:
                 maintainer_scripts={"postinst": KUBELET_POSTINST, "prerm": KUBELET_PRERM}),
             build_deb(tmp, "kubeadm", version, {
                 "/usr/bin/kubeadm": bin_ / "kubeadm",
-                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": KUBEADM_DROPIN,
+                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": kubeadm_dropin(),
             }, arch="amd64", description="Command-line utility for administering a Kubernetes cluster",
                 modes={"/usr/bin/kubeadm": 0o755}, maintainer_scripts={"postinst": KUBEADM_POSTINST}),
             build_deb(tmp, "kubectl", version, {"/usr/bin/kubectl": bin_ / "kubectl"}, arch="amd64",

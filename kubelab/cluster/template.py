@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Callable
 
 from kubelab.cluster import build
+from kubelab.cluster.kubelet_units import kubeadm_dropin, kubelet_service
 from kubelab.errors import InfrastructureError
 from kubelab.twin import baserootfs, hostcmd, mounts, nodefs
 from kubelab.twin.paths import cache_root
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: kubelet units from kubelet_units (the packages' text)
 # bookworm: containerd 1.6 (kubelet 1.20 speaks CRI v1alpha2 only, containerd 2.x refuses it), runc,
 # the CNI plugins (bridge, host-local, portmap in /usr/lib/cni), and what kubeadm/kube-proxy call.
 PACKAGES = ("containerd", "runc", "containernetworking-plugins", "socat", "conntrack", "ethtool", "ebtables",
@@ -89,31 +90,12 @@ ExecStart=/bin/sh -ec 'for f in /{IMAGES_DIR}/*.tar; do ctr -n k8s.io images imp
 WantedBy=multi-user.target
 """
 
-KUBELET_SERVICE = """[Unit]
-Description=kubelet: The Kubernetes Node Agent
-Wants=network-online.target
-After=network-online.target
-[Service]
-ExecStart=/usr/local/bin/kubelet
-Restart=always
-StartLimitInterval=0
-RestartSec=10
-[Install]
-WantedBy=multi-user.target
-"""
-
-# kubeadm's own systemd drop-in for kubelet (as the kubeadm .deb ships it), plus the twin's ordering
-KUBEADM_DROPIN = """[Unit]
-After=kubelab-twin-prep.service containerd.service kubelab-images.service
-Requires=kubelab-twin-prep.service
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-EnvironmentFile=-/etc/default/kubelet
-ExecStart=
-ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-"""
+# the official units (kubelab.cluster.kubelet_units) with the binaries in /usr/local/bin; the kubelet starts after
+# the twin's own preparation and the image import
+KUBELET_SERVICE = kubelet_service("/usr/local/bin")
+KUBEADM_DROPIN = kubeadm_dropin("/usr/local/bin", unit_lines=(
+    "After=kubelab-twin-prep.service containerd.service kubelab-images.service",
+    "Requires=kubelab-twin-prep.service"))
 
 # kube-proxy's image holds only the binary (no iptables): it runs as a service on each node instead
 KUBE_PROXY_SERVICE = """[Unit]
@@ -191,6 +173,10 @@ def ensure_template(progress: Progress = print) -> Path:
         except BaseException:
             mounts.remove_tree(tmp)
             raise
+        for stale in final.parent.glob("template-*"):  # twins are copies: an older template serves nobody
+            if stale.is_dir() and stale != final:
+                mounts.remove_tree(stale)
+                stale.with_name(stale.name + ".build.log").unlink(missing_ok=True)
         progress(f"cluster twin template ready in {time.monotonic() - t0:.0f}s: {final}")
     return final
 

@@ -115,6 +115,19 @@ def _bridge_course(tmp_path):
     return load_course(make_course(tmp_path, GRADER_SOURCE, lab_id=LAB, mutate=mutate))
 
 
+def _grade_broken(cluster, tmp_path, node: str, brk: str, restore: str):
+    """Break one thing on a node, grade with the non-flannel course copy, put it back; the grading result."""
+    ts = cluster["ts"]
+    broke = _ssh(ts, node, brk)
+    assert broke.returncode == 0, (brk, broke.stderr)
+    try:
+        result = _grade(cluster, _bridge_course(tmp_path))
+    finally:
+        back = _ssh(ts, node, restore)
+    assert back.returncode == 0, (restore, back.stderr)
+    return result
+
+
 # -------------------------------------------------------------------------------------------------
 # live on the real cluster
 # -------------------------------------------------------------------------------------------------
@@ -220,13 +233,9 @@ def test_csr_cleaned_up_after_an_hour_still_passes_on_the_certificate(cluster, r
 def test_bootstrap_kubeconfig_left_behind_fails(cluster, tmp_path):
     """real 1.20 cluster on twins: a bootstrap-kubelet.conf left on the worker fails bootstrap_gone with its hint,
     nothing else."""
-    ts = cluster["ts"]
-    made = _ssh(ts, "worker", "cp /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf")
-    assert made.returncode == 0, made.stderr
-    try:
-        result = _grade(cluster, _bridge_course(tmp_path))
-    finally:
-        _ssh(ts, "worker", "rm -f /etc/kubernetes/bootstrap-kubelet.conf")
+    result = _grade_broken(cluster, tmp_path, "worker",
+                           "cp /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf",
+                           "rm -f /etc/kubernetes/bootstrap-kubelet.conf")
     got = _by_id(result)
     b = got["bootstrap_gone[worker]"]
     assert str(b.status) == "fail" and b.actual == "True" and "bootstrap-kubelet.conf" in b.hint
@@ -236,23 +245,18 @@ def test_bootstrap_kubeconfig_left_behind_fails(cluster, tmp_path):
 def test_cni_config_missing_on_the_worker_fails_live(cluster, tmp_path):
     """real 1.20 cluster on twins: the worker's /etc/cni/net.d emptied (the CNI's pod never wrote its config
     there) — cni_config fails on the worker with expected vs actual and the hint; the master's still passes."""
-    ts = cluster["ts"]
-    moved = _ssh(ts, "worker", "sh -c 'mkdir -p /root/cni-aside && mv /etc/cni/net.d/* /root/cni-aside/'")
-    assert moved.returncode == 0, moved.stderr
-    try:
-        result = _grade(cluster, _bridge_course(tmp_path))
-    finally:
-        # copied back, not moved: containerd 1.6 reloads its CNI config on a write in /etc/cni/net.d, and a file
-        # renamed back into place left the worker NotReady (seen on the twins)
-        back = _ssh(ts, "worker", "sh -c 'cp /root/cni-aside/* /etc/cni/net.d/ && rm -r /root/cni-aside'")
-    assert back.returncode == 0, back.stderr
+    # copied back, not moved: containerd 1.6 reloads its CNI config on a write in /etc/cni/net.d, and a file
+    # renamed back into place left the worker NotReady (seen on the twins)
+    result = _grade_broken(cluster, tmp_path, "worker",
+                           "sh -c 'mkdir -p /root/cni-aside && mv /etc/cni/net.d/* /root/cni-aside/'",
+                           "sh -c 'cp /root/cni-aside/* /etc/cni/net.d/ && rm -r /root/cni-aside'")
     got = _by_id(result)
     c = got["cni_config[worker]"]
     assert str(c.status) == "fail", (c.status, c.actual, c.message)
     assert c.expected == "a *.conflist/*.conf file" and c.actual == "(empty or missing)"
     assert "kube-flannel" in c.hint
     assert str(got["cni_config[master]"].status) == "pass"
-    ok = _ssh(ts, "master", f"{KUBECTL} wait --for=condition=Ready node/worker --timeout=90s", timeout=120)
+    ok = _ssh(cluster["ts"], "master", f"{KUBECTL} wait --for=condition=Ready node/worker --timeout=90s", timeout=120)
     assert ok.returncode == 0, ok.stderr
 
 
@@ -265,13 +269,7 @@ def test_worker_client_certificate_missing_fails_live(cluster, recorded, tmp_pat
     pem = "/var/lib/kubelet/pki/kubelet-client-current.pem"
     gone = _ssh(ts, "master", f"{KUBECTL} delete csr --all")
     assert gone.returncode == 0, gone.stderr
-    moved = _ssh(ts, "worker", f"mv {pem} {pem}.aside")
-    assert moved.returncode == 0, moved.stderr
-    try:
-        result = _grade(cluster, _bridge_course(tmp_path))
-    finally:
-        back = _ssh(ts, "worker", f"mv {pem}.aside {pem}")
-    assert back.returncode == 0, back.stderr
+    result = _grade_broken(cluster, tmp_path, "worker", f"mv {pem} {pem}.aside", f"mv {pem}.aside {pem}")
     got = _by_id(result)
     k = got["kubelet_credentials[worker]"]
     assert str(k.status) == "fail" and k.actual == "missing or empty" and pem in k.expected, (k.status, k.actual)

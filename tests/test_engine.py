@@ -151,7 +151,6 @@ def test_eventually_returns_last_value_at_deadline():
     assert eventually(lambda: 5, until=lambda v: v == 5, timeout_s=0) == 5
 
 
-
 def test_eventually_in_a_grader_runs_on_the_engines_clock(tmp_path):
     """A grader's own eventually() polls on the engine's clock: on virtual time (a replay) it never sleeps for
     real, converging checks still pass and never-converging ones fail after the virtual wait."""
@@ -184,6 +183,7 @@ def test_eventually_in_a_grader_runs_on_the_engines_clock(tmp_path):
     assert r["converges[master]"].status is Status.PASS and (tmp_path / "n").read_text() == "4"
     assert r["never[master]"].status is Status.FAIL and r["never[master]"].actual == "NotReady"
     assert slept == [60, 60, 60, 300, 300, 300], slept  # all on the engine's clock: nothing slept for real
+
 
 def test_unreachable_nodes_are_infrastructure_errors_not_zero(mixed, tmp_path):
     cfg = tmp_path / "ssh-config"

@@ -590,13 +590,15 @@ def test_init_without_pod_network_cidr_leaves_nodes_without_a_podcidr_from_evide
     assert "not set: kubeadm init ran without --pod-network-cidr" in pr.actual, pr.actual
     for n in ("master", "worker"):
         c = got[f"node_pod_cidr[{n}]"]
-        assert c.actual == "(none)" and c.expected == "a subnet of 10.244.0.0/16", (c.expected, c.actual)
+        assert c.actual == "(none)" and c.expected == f"a subnet of {course.model.network.pod_cidr}", \
+            (c.expected, c.actual)
         assert "--pod-network-cidr" in c.hint
 
 
 def test_worker_podcidr_outside_the_pod_network_fails_from_evidence(cluster, recorded, tmp_path):
     """recorded evidence modelled on shared/realdata/nodes-json: the worker's spec.podCIDR outside pod_cidr (a Node
     kept from an earlier init with another range) — node_pod_cidr fails on the worker only, showing the subnet."""
+    course = cluster["course"]
     edit = Edit(recorded["path"])
 
     def elsewhere(d):
@@ -606,7 +608,7 @@ def test_worker_podcidr_outside_the_pod_network_fails_from_evidence(cluster, rec
     result = _replay(_bridge_course(tmp_path), edit, tmp_path / "elsewhere.json")
     failed = [c for c in result.checks if str(c.status) not in ("pass", "skipped")]
     assert [c.id for c in failed] == ["node_pod_cidr[worker]"]
-    assert failed[0].actual == "10.85.1.0/24" and failed[0].expected == "a subnet of 10.244.0.0/16"
+    assert failed[0].actual == "10.85.1.0/24" and failed[0].expected == f"a subnet of {course.model.network.pod_cidr}"
 
 
 def test_worker_csr_pending_fails_from_evidence(cluster, recorded, tmp_path):

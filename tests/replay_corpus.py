@@ -100,6 +100,7 @@ def record(course: LoadedCourse, lab: str, target: Target, path: Path) -> Path:
     """record_lab on virtual time: what `kubelab grade --record` writes, without sleeping between polls."""
     import kubelab.evidence as ev
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     clock = ReplayClock()
     real = ev.run_lab
     ev.run_lab = lambda c, lab_id, t: run_lab(c, lab_id, t, clock=clock.now, sleep=clock.sleep)
@@ -122,6 +123,7 @@ def _course_copy(tmp: Path, mutate) -> LoadedCourse:
 
 
 def engine_cases(tmp: Path) -> list[Case]:
+    tmp.mkdir(parents=True, exist_ok=True)
     counter = tmp / "counter"
     counter.write_text("1\n")
     course = load_course(make_course(tmp / "engine", ENGINE_GRADER.format(counter=counter)))
@@ -166,6 +168,4 @@ def sim_cases(tmp: Path, mistakes=None) -> list[Case]:
 
 
 def build(tmp: Path) -> list[Case]:
-    for sub in ("engine", "local", "sim"):
-        (tmp / sub).mkdir(parents=True, exist_ok=True)
     return engine_cases(tmp / "engine") + local_lab_cases(tmp / "local") + sim_cases(tmp / "sim")

@@ -1,4 +1,5 @@
-"""Grade one learner, inside its own worker process (see pool.py), and return a plain dict.
+"""Grade one learner, inside a worker process (see pool.py: a chunk of learners per process), and return a
+plain dict.
 
 From evidence: the evidence file is replayed (no node touched). Live: the learner's nodes are graded
 over SSH from their ssh-config, and what the grader saw is saved as evidence in the output folder, so
@@ -11,6 +12,7 @@ itself failed; also `timeout`, set by the pool)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,15 +23,18 @@ import paramiko  # noqa: F401
 import testinfra  # noqa: F401
 
 from kubelab.course import load_course
-from kubelab.engine.direct import run_lab_direct
+from kubelab.engine.direct import load_grader, run_lab_direct
 from kubelab.engine.results import LabResult, Status
-from kubelab.engine.runner import run_lab
 from kubelab.errors import KubelabError
+
+WARM_COURSE_ENV = "KUBELAB_WARM_COURSE"
+
 
 def _warm_pytest() -> None:
     """Import pytest's built-in plugins now, in the forkserver, instead of in every worker's first run."""
     import importlib
 
+    import pytest  # noqa: F401
     from _pytest.config import default_plugins
 
     for name in default_plugins:
@@ -39,12 +44,39 @@ def _warm_pytest() -> None:
             pass
 
 
-_warm_pytest()
+def _warm_kubernetes() -> None:
+    """The API classes the `kube` fixture builds, and the client they run on (~300 modules, ~1 s)."""
+    try:
+        import kubernetes.client.api_client  # noqa: F401
+        from kubernetes.client import AppsV1Api, CoordinationV1Api, CoreV1Api, VersionApi  # noqa: F401
+    except Exception:  # pragma: no cover - optional speed-up only
+        pass
 
-try:  # the Kubernetes client is needed by labs with a cluster; importing it once here saves it per worker
-    import kubernetes.client  # noqa: F401
-except Exception:  # pragma: no cover - optional speed-up only
-    pass
+
+def warm_course(course_root: str) -> None:
+    """Load the course and import every grader it names, so that each worker forked after this has them.
+    A grader that does not import is left for the grading to report (as that learner's grader error)."""
+    try:
+        course = load_course(course_root)
+    except KubelabError:
+        return
+    for lab in course.model.labs:
+        try:
+            load_grader(course.grader_path(lab.id))
+        except KubelabError:
+            pass
+
+
+def prepare(course_root: str) -> None:
+    """Name the course whose graders the forkserver loads when it starts (kubelab.classroom.pool);
+    a forkserver already running keeps what it has, and a worker loads anything else once per chunk."""
+    os.environ[WARM_COURSE_ENV] = str(course_root)
+
+
+_warm_pytest()
+_warm_kubernetes()
+if os.environ.get(WARM_COURSE_ENV):
+    warm_course(os.environ[WARM_COURSE_ENV])
 
 
 def error_record(kind: str, reason: str) -> dict:

@@ -55,16 +55,17 @@ def _warm_kubernetes() -> None:
 
 def warm_course(course_root: str) -> None:
     """Load the course and import every grader it names, so that each worker forked after this has them.
-    A grader that does not import is left for the grading to report (as that learner's grader error)."""
+    Whatever fails here is left for the grading to report (as that learner's error): warming never stops
+    the forkserver."""
     try:
-        course = load_course(course_root)
-    except KubelabError:
-        return
-    for lab in course.model.labs:
-        try:
-            load_grader(course.grader_path(lab.id))
-        except KubelabError:
-            pass
+        course = _course(course_root)
+        for lab in course.model.labs:
+            try:
+                load_grader(course.grader_path(lab.id))
+            except KubelabError:
+                pass
+    except Exception:  # noqa: BLE001 - a speed-up only
+        pass
 
 
 def prepare(course_root: str) -> None:
@@ -73,10 +74,23 @@ def prepare(course_root: str) -> None:
     os.environ[WARM_COURSE_ENV] = str(course_root)
 
 
-_warm_pytest()
-_warm_kubernetes()
-if os.environ.get(WARM_COURSE_ENV):
-    warm_course(os.environ[WARM_COURSE_ENV])
+_courses: dict[str, tuple[tuple[int, int], object]] = {}
+
+
+def _course(course_root: str):
+    """load_course once per worker process while course.yaml is unchanged: a chunk grades many learners of
+    one course (parsing course.yaml with pure-Python YAML and validating it cost more than a replay)."""
+    from kubelab.course import COURSE_FILE
+
+    try:
+        st = (Path(course_root) / COURSE_FILE).stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return load_course(course_root)  # let it report the problem
+    cached = _courses.get(course_root)
+    if cached is None or cached[0] != stamp:
+        cached = _courses[course_root] = (stamp, load_course(course_root))
+    return cached[1]
 
 
 def error_record(kind: str, reason: str) -> dict:
@@ -106,7 +120,7 @@ def grade_evidence(course_root: str, lab_id: str, evidence_path: str) -> dict:
     from kubelab.evidence.replay import ReplayClock, ReplayTarget
 
     t0 = time.monotonic()
-    course = load_course(course_root)
+    course = _course(course_root)
     points = course.model.lab(lab_id).points
     path = Path(evidence_path)
     try:
@@ -131,7 +145,7 @@ def grade_live(course_root: str, lab_id: str, ssh_config: str, evidence_out: str
     from kubelab.evidence import record_lab, save
 
     t0 = time.monotonic()
-    course = load_course(course_root)
+    course = _course(course_root)
     points = course.model.lab(lab_id).points
     try:
         target = SshConfigTarget(course, ssh_config)
@@ -154,3 +168,10 @@ def grade_live(course_root: str, lab_id: str, ssh_config: str, evidence_out: str
         rec["evidence_problem"] = f"cannot write {evidence_out}: {e.strerror or e}"
     rec["duration_s"] = round(time.monotonic() - t0, 3)
     return rec
+
+
+# in the forkserver (kubelab.classroom.pool preloads this module): everything a worker needs, loaded once
+_warm_pytest()
+_warm_kubernetes()
+if os.environ.get(WARM_COURSE_ENV):
+    warm_course(os.environ[WARM_COURSE_ENV])

@@ -7,7 +7,8 @@
    Evidence without twins (tests/replay_corpus.py): Lab 1 recorded live with this machine as every node,
    Lab 4 the simulated v1.36 control plane (healthy and each mistake, modelled on shared/realdata), Lab 5
    the same control plane before a worker joined.
-2. One `kubelab grade lab04 --replay FILE` (a fresh process, as a learner or nbgrader runs it): wall time.
+2. One `kubelab grade lab04 --replay FILE` (a fresh process, as a learner or nbgrader runs it): wall time;
+   the same for Lab 1, whose graders need no Kubernetes client (the difference is that client's import).
 3. `kubelab --help`: wall time.
 
 No root, no twins. Usage: python benchmarks/replay.py [--learners L] [--repeat R] [--labs lab01,lab04,lab05]"""
@@ -112,6 +113,7 @@ def main() -> None:
                 rows.append((lab, f"class grade --jobs {jobs}", wall, len(inputs), jobs, outputs[-1]))
         evidence = str(files["lab04"][0])
         grade_best, grade_median = wall_of([exe, "grade", "lab04", "--replay", evidence], args.repeat)
+        lab01_best, lab01_median = wall_of([exe, "grade", "lab01", "--replay", str(files["lab01"][0])], args.repeat)
         help_best, help_median = wall_of([exe, "--help"], args.repeat)
         py_best, py_median = wall_of([sys.executable, "-c", "pass"], args.repeat)
     finally:
@@ -129,6 +131,7 @@ def main() -> None:
         print(f"{lab:6} {label:34} {wall:7.2f} {n / wall:8.1f} {n / wall / cores:11.1f} {shown}")
     print("\nOne command, a fresh process (best / median of %d)" % args.repeat)
     print(f"{'kubelab grade lab04 --replay FILE':40} {grade_best:6.3f} / {grade_median:6.3f} s")
+    print(f"{'kubelab grade lab01 --replay FILE':40} {lab01_best:6.3f} / {lab01_median:6.3f} s  (no Kubernetes client)")
     print(f"{'kubelab --help':40} {help_best:6.3f} / {help_median:6.3f} s")
     print(f"{'python -c pass (the interpreter alone)':40} {py_best:6.3f} / {py_median:6.3f} s")
 

@@ -6,12 +6,26 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from kubelab.cliutil import user_errors
+from kubelab.lazycli import Lazy, lazy_group
+
+# Imported only when run (kubelab.lazycli): each pulls heavy libraries `kubelab --help` and `grade` never need.
+LAZY_COMMANDS = {
+    "doctor": Lazy("kubelab.doctor.cli:doctor_command",
+                   "Check this computer before `vagrant up`: Vagrant, a provider, memory, CPUs and networks.\n"
+                   "Exit 0 ready (warnings allowed), 1 something to fix, 2 bad usage or input."),
+    "url": Lazy("kubelab.vagrant_cli:url_command",
+                "Print the JupyterLab URL (with its login token) of the control-plane node."),
+    "twin": Lazy("kubelab.twin.cli:twin_app", "Lab twins: the course's nodes booted here with systemd-nspawn."),
+    "snapshot": Lazy("kubelab.vagrant_cli:snapshot_app", "Per-lab snapshots of all nodes (vagrant snapshot)."),
+    "class": Lazy("kubelab.classroom.cli:class_app",
+                  "The instructor's side: grade a whole class, from evidence or live."),
+}
 
 app = typer.Typer(help="kubelab: a hands-on Kubernetes architecture course and its autograder.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  cls=lazy_group(LAZY_COMMANDS))
 
 CourseOpt = typer.Option(None, "--course", help="The folder holding course.yaml (default: found upward from here, "
                                                  "or KUBELAB_COURSE).")
@@ -55,11 +69,10 @@ def grade(
 ) -> None:
     """Grade a lab on the nodes and print, check by check, what is right, what is wrong and what to do.
     Exit 0 all passed, 1 some check failed, 2 bad usage or input, 3 infrastructure error."""
+    from rich.console import Console
+
     from kubelab.engine import report
-    from kubelab.engine.runner import run_lab
-    from kubelab.engine.targets import LocalTarget, SshConfigTarget
     from kubelab.errors import UsageError
-    from kubelab.sshconfig import ssh_config_path
 
     loaded = _course(course)
     loaded.model.lab(lab)  # an unknown lab is bad usage before any node is touched
@@ -71,7 +84,11 @@ def grade(
         from kubelab.evidence import replay_lab
 
         result, _ = replay_lab(loaded, lab, replay)
-    else:
+    else:  # live: pytest, testinfra and paramiko load here only
+        from kubelab.engine.runner import run_lab
+        from kubelab.engine.targets import LocalTarget, SshConfigTarget
+        from kubelab.sshconfig import ssh_config_path
+
         target = LocalTarget(loaded) if local else SshConfigTarget(loaded, ssh_config_path(ssh_config))
         try:
             if record:
@@ -104,33 +121,6 @@ def release(course: Optional[Path] = CourseOpt) -> None:
 
     for path in generate_student_versions(_course(course)):
         typer.echo(f"wrote {path}")
-
-
-def _mount_twin() -> None:
-    from kubelab.twin.cli import twin_app
-
-    app.add_typer(twin_app, name="twin", help="Lab twins: the course's nodes booted here with systemd-nspawn.")
-
-
-def _mount_home_lab() -> None:
-    from kubelab.doctor.cli import doctor_command
-    from kubelab.vagrant_cli import snapshot_app, url_command
-
-    app.command("doctor")(doctor_command)
-    app.command("url")(url_command)
-    app.add_typer(snapshot_app, name="snapshot", help="Per-lab snapshots of all nodes (vagrant snapshot).")
-
-
-def _mount_classroom() -> None:
-    from kubelab.classroom.cli import class_app
-
-    app.add_typer(class_app, name="class",
-                  help="The instructor's side: grade a whole class, from evidence or live.")
-
-
-_mount_twin()
-_mount_home_lab()
-_mount_classroom()
 
 
 def main() -> None:

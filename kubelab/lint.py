@@ -70,6 +70,9 @@ def _lint_grader(grader: Path, course: LoadedCourse) -> list[Problem]:
                 problems.append(Problem(str(grader), name, f"needs {need!r}, which is not a check defined above it",
                                         "name an earlier check (function name without test_)"))
         seen.append(s.name)
+    from kubelab.engine.graderrules import grader_rules  # what live (pytest) and replay (direct) both run
+
+    problems += [Problem(str(grader), where, what, fix) for where, what, fix in grader_rules(grader, module)]
     return problems
 
 

@@ -15,6 +15,7 @@ from kubelab.twin import TwinSet, lease
 from kubelab.twin.hostcmd import missing_tools
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["both_drivers"]  # every replay in the suite is checked on both drivers (both_drivers.py)
 LEASE_WAIT_S = 30 * 60
 
 

@@ -35,9 +35,9 @@ WIDE = {"COLUMNS": "400"}  # one table row per line, so a message is never wrapp
 
 
 def _mounted_on_main_cli() -> bool:
-    from kubelab.cli import app
+    from kubelab.cli import LAZY_COMMANDS, app  # mounted lazily (kubelab.lazycli) or directly
 
-    return any(c.name == "doctor" for c in app.registered_commands)
+    return 'doctor' in LAZY_COMMANDS or any(c.name == "doctor" for c in app.registered_commands)
 
 
 @dataclass

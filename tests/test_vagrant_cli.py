@@ -78,9 +78,9 @@ class Run:
 
 
 def _mounted_on_main_cli() -> bool:
-    from kubelab.cli import app
+    from kubelab.cli import LAZY_COMMANDS, app  # mounted lazily (kubelab.lazycli) or directly
 
-    return any(c.name == "url" for c in app.registered_commands) and any(
+    return {'url', 'snapshot'} <= set(LAZY_COMMANDS) or any(c.name == "url" for c in app.registered_commands) and any(
         g.name == "snapshot" for g in app.registered_groups)
 
 

@@ -1,15 +1,22 @@
-"""Bounded concurrency with a hard timeout per task: one worker process per learner.
+"""Bounded concurrency with a hard timeout per task: tasks run in chunks, one worker process per chunk.
 
-Why processes, not threads: grading one learner runs the grader under `pytest.main` in-process
+Why processes, not threads: live grading runs the grader under `pytest.main` in-process
 (kubelab.engine.runner), and pytest is not re-entrant across threads — it swaps sys.stdout/stderr,
 imports and deletes the grader module in sys.modules, toggles os.environ and installs import hooks.
-Threads would have to take turns. A process also isolates one learner completely (a hung SSH
-session, a crash, a leak dies with it), runs replays (CPU-bound) on every core, and can be stopped
-for real at its timeout (SIGKILL); a thread could only be abandoned, still holding its connections.
+A process also isolates its learners (a hung SSH session, a crash, a leak dies with it), runs replays
+(CPU-bound) on every core, and can be stopped for real at its timeout (SIGKILL); a thread could only be
+abandoned, still holding its connections.
 
-Processes come from a `forkserver` that has imported kubelab, pytest, testinfra and paramiko once:
-starting a worker is a fork of that clean, single-threaded server (milliseconds), never of this
-process, whose progress-bar thread would make a plain fork unsafe.
+Why chunks: a replay takes milliseconds, a process per learner cost more than the grading. A worker grades
+its chunk's learners one after the other and sends each result as it is done; the per-learner timeout runs
+from the previous result. A chunk that dies or overruns is stopped, and its unfinished learners are graded
+again one per process, so no learner is lost to a neighbour and a learner that really hangs or crashes ends
+as its own `timeout` or `died`, after at most its own timeout.
+
+Processes come from a `forkserver` that has imported kubelab, pytest, testinfra, paramiko, the Kubernetes
+client and the course's graders once (kubelab.classroom.worker): starting a worker is a fork of that clean,
+single-threaded server (milliseconds), never of this process, whose progress-bar thread would make a plain
+fork unsafe.
 """
 
 from __future__ import annotations
@@ -48,10 +55,12 @@ class Outcome:
 
 @dataclass
 class _Running:
-    task: Task
+    tasks: deque                # of Task: those of the chunk not yet done, the one running first
     proc: Any
     conn: Any
     deadline: float
+    single: bool                # a chunk of one (a regrade): its outcome is its task's
+    outcome: Outcome | None = None
 
 
 _context = None
@@ -91,73 +100,100 @@ def _without_main_module():
             main.__spec__ = saved_spec
 
 
-def _child(fn: Callable[..., Any], args: tuple, conn) -> None:
+def _child(items: list[tuple[str, Callable[..., Any], tuple]], conn) -> None:
     # The parent owns the terminal (its progress bar) and Ctrl-C; a worker writes nothing there.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     try:
-        result = ("ok", fn(*args))
-    except BaseException as e:  # noqa: BLE001 - any failure becomes this learner's one-line error
-        line = (str(e).strip().splitlines() or [""])[0]
-        result = ("raised", f"{type(e).__name__}: {line}" if line else type(e).__name__)
-    try:
-        conn.send(result)
+        for key, fn, args in items:
+            try:
+                result = ("ok", fn(*args))
+            except BaseException as e:  # noqa: BLE001 - any failure becomes this learner's one-line error
+                line = (str(e).strip().splitlines() or [""])[0]
+                result = ("raised", f"{type(e).__name__}: {line}" if line else type(e).__name__)
+            conn.send((key, *result))
     finally:
         conn.close()
 
 
+def chunk_size(n_tasks: int, jobs: int) -> int:
+    """About four chunks per job (a slow chunk at the end leaves the others little to wait for), at most 64
+    learners each (what a crash makes us regrade one by one)."""
+    return max(1, min(64, n_tasks // (jobs * 4)))
+
+
 def run_tasks(tasks: Iterable[Task], jobs: int, timeout_s: float,
-              on_done: Callable[[Task, Outcome], None]) -> None:
-    """Run every task in its own process, at most `jobs` at once; call `on_done` (in this process) as
-    each one ends. A task still running at `timeout_s` is killed and reported as a timeout."""
+              on_done: Callable[[Task, Outcome], None], chunk: int | None = None) -> None:
+    """Run every task, in chunks of `chunk` tasks per process (default: chunk_size), at most `jobs` processes at
+    once; call `on_done` (in this process) as each task ends. A task still running `timeout_s` after its
+    chunk's previous result is stopped; a stopped or dead chunk's unfinished tasks run again one per process,
+    where a task that still overruns or dies is reported as a timeout or a death."""
     ctx = context()
-    queue = deque(tasks)
+    tasks = list(tasks)
+    size = chunk or chunk_size(len(tasks), jobs)
+    queue = deque(tasks[i:i + size] for i in range(0, len(tasks), size))
     running: list[_Running] = []
     try:
         while queue or running:
             while queue and len(running) < jobs:
-                task = queue.popleft()
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(task.fn, task.args, send), daemon=True,
-                                   name=f"kubelab-grade-{task.key}")
-                with _without_main_module():
-                    proc.start()
-                send.close()
-                running.append(_Running(task, proc, recv, time.monotonic() + timeout_s))
+                running.append(_start(ctx, queue.popleft(), timeout_s))
             wait_s = max(0.0, min(r.deadline for r in running) - time.monotonic())
             mp.connection.wait([r.conn for r in running] + [r.proc.sentinel for r in running], timeout=wait_s)
             for r in list(running):
-                outcome = _check(r, timeout_s)
-                if outcome is not None:
-                    running.remove(r)
-                    on_done(r.task, outcome)
+                if _progress(r, timeout_s, on_done):
+                    continue
+                running.remove(r)
+                if not r.tasks:
+                    continue
+                if len(r.tasks) == 1 and r.single:  # already alone: its own outcome
+                    on_done(r.tasks[0], r.outcome)
+                else:  # regrade the unfinished ones alone, before anything else
+                    queue.extendleft([t] for t in reversed(r.tasks))
     finally:
         for r in running:  # interrupted: stop what is still running, leave nothing behind
             _stop(r)
 
 
-def _check(r: _Running, timeout_s: float) -> Outcome | None:
-    if r.conn.poll():
-        try:
-            kind, value = r.conn.recv()
-            outcome = Outcome(kind, value)
-        except (EOFError, OSError):
-            r.proc.join(_JOIN_S)
-            outcome = Outcome("died", _died(r.proc.exitcode))
-        r.proc.join(_JOIN_S)
-        r.conn.close()
-        return outcome
+def _start(ctx, chunk: list[Task], timeout_s: float) -> _Running:
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=([(t.key, t.fn, t.args) for t in chunk], send), daemon=True,
+                       name=f"kubelab-grade-{chunk[0].key}" + (f"+{len(chunk) - 1}" if len(chunk) > 1 else ""))
+    with _without_main_module():
+        proc.start()
+    send.close()
+    return _Running(deque(chunk), proc, recv, time.monotonic() + timeout_s, single=len(chunk) == 1)
+
+
+def _progress(r: _Running, timeout_s: float, on_done) -> bool:
+    """Hand on every result the chunk sent; False once it is over (r.tasks then holds what it left unfinished,
+    r.outcome why)."""
+    try:
+        while r.conn.poll():
+            key, kind, value = r.conn.recv()
+            task = r.tasks.popleft()
+            assert task.key == key, (task.key, key)
+            r.deadline = time.monotonic() + timeout_s
+            on_done(task, Outcome(kind, value))
+    except (EOFError, OSError):  # the pipe closed: the process ended, with or without its last results
+        _stop(r)
+        r.outcome = Outcome("died", _died(r.proc.exitcode)) if r.tasks else None
+        return False
+    if not r.tasks:
+        _stop(r)
+        return False
     if not r.proc.is_alive():
-        if r.conn.poll():  # it sent its result just before it ended
-            return _check(r, timeout_s)
-        r.conn.close()
-        return Outcome("died", _died(r.proc.exitcode))
+        if r.conn.poll():  # it sent results just before it ended
+            return _progress(r, timeout_s, on_done)
+        _stop(r)
+        r.outcome = Outcome("died", _died(r.proc.exitcode))
+        return False
     if time.monotonic() >= r.deadline:
         _stop(r)
-        return Outcome("timeout", f"timed out after {timeout_s:g}s (the grading was stopped)")
-    return None
+        r.outcome = Outcome("timeout", f"timed out after {timeout_s:g}s (the grading was stopped)")
+        return False
+    return True
 
 
 def _stop(r: _Running) -> None:

@@ -117,6 +117,7 @@ def grade_class(course: LoadedCourse, lab_id: str, inputs: list[LearnerInput], o
         if on_progress:
             on_progress(record, False)
 
+    worker.prepare(str(course.root))  # the forkserver loads this course's graders once, before any fork
     run_tasks(tasks, jobs, timeout_s, finished)
     run.records = [done[i.learner] for i in inputs]
     run.report = reports.write_all(out, run.records, lab_id, lab.title, lab.points,

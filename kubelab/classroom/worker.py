@@ -1,4 +1,5 @@
-"""Grade one learner, inside its own worker process (see pool.py), and return a plain dict.
+"""Grade one learner, inside a worker process (see pool.py: a chunk of learners per process), and return a
+plain dict.
 
 From evidence: the evidence file is replayed (no node touched). Live: the learner's nodes are graded
 over SSH from their ssh-config, and what the grader saw is saved as evidence in the output folder, so
@@ -11,6 +12,7 @@ itself failed; also `timeout`, set by the pool)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,14 +23,18 @@ import paramiko  # noqa: F401
 import testinfra  # noqa: F401
 
 from kubelab.course import load_course
+from kubelab.engine.direct import load_grader, run_lab_direct
 from kubelab.engine.results import LabResult, Status
-from kubelab.engine.runner import run_lab
 from kubelab.errors import KubelabError
+
+WARM_COURSE_ENV = "KUBELAB_WARM_COURSE"
+
 
 def _warm_pytest() -> None:
     """Import pytest's built-in plugins now, in the forkserver, instead of in every worker's first run."""
     import importlib
 
+    import pytest  # noqa: F401
     from _pytest.config import default_plugins
 
     for name in default_plugins:
@@ -38,12 +44,65 @@ def _warm_pytest() -> None:
             pass
 
 
-_warm_pytest()
+def _warm_kubernetes() -> None:
+    """The API classes the `kube` fixture builds, and the client they run on (~300 modules, ~1 s). The client
+    validates each method's arguments with pydantic, which builds that validator on the method's first call:
+    calling every read method once with no arguments builds them here (the call fails validation at once),
+    not again in every worker."""
+    try:
+        import kubernetes.client.api_client  # noqa: F401
+        from kubernetes.client import (AppsV1Api, CertificatesV1Api, CoordinationV1Api, CoreV1Api,  # noqa: F401
+                                       VersionApi)
+    except Exception:  # pragma: no cover - optional speed-up only
+        return
+    for api_class in (CoreV1Api, AppsV1Api, CoordinationV1Api, CertificatesV1Api, VersionApi):
+        api = api_class(api_client=object())
+        for name in dir(api_class):
+            if name.startswith(("list_", "read_", "get_")) and not name.endswith("_without_preload_content"):
+                try:
+                    getattr(api, name)()
+                except Exception:  # noqa: BLE001 - the validator is built before the arguments are refused
+                    pass
 
-try:  # the Kubernetes client is needed by labs with a cluster; importing it once here saves it per worker
-    import kubernetes.client  # noqa: F401
-except Exception:  # pragma: no cover - optional speed-up only
-    pass
+
+def warm_course(course_root: str) -> None:
+    """Load the course and import every grader it names, so that each worker forked after this has them.
+    Whatever fails here is left for the grading to report (as that learner's error): warming never stops
+    the forkserver."""
+    try:
+        course = _course(course_root)
+        for lab in course.model.labs:
+            try:
+                load_grader(course.grader_path(lab.id))
+            except KubelabError:
+                pass
+    except Exception:  # noqa: BLE001 - a speed-up only
+        pass
+
+
+def prepare(course_root: str) -> None:
+    """Name the course whose graders the forkserver loads when it starts (kubelab.classroom.pool);
+    a forkserver already running keeps what it has, and a worker loads anything else once per chunk."""
+    os.environ[WARM_COURSE_ENV] = str(course_root)
+
+
+_courses: dict[str, tuple[tuple[int, int], object]] = {}
+
+
+def _course(course_root: str):
+    """load_course once per worker process while course.yaml is unchanged: a chunk grades many learners of
+    one course (parsing course.yaml with pure-Python YAML and validating it cost more than a replay)."""
+    from kubelab.course import COURSE_FILE
+
+    try:
+        st = (Path(course_root) / COURSE_FILE).stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return load_course(course_root)  # let it report the problem
+    cached = _courses.get(course_root)
+    if cached is None or cached[0] != stamp:
+        cached = _courses[course_root] = (stamp, load_course(course_root))
+    return cached[1]
 
 
 def error_record(kind: str, reason: str) -> dict:
@@ -73,7 +132,7 @@ def grade_evidence(course_root: str, lab_id: str, evidence_path: str) -> dict:
     from kubelab.evidence.replay import ReplayClock, ReplayTarget
 
     t0 = time.monotonic()
-    course = load_course(course_root)
+    course = _course(course_root)
     points = course.model.lab(lab_id).points
     path = Path(evidence_path)
     try:
@@ -85,8 +144,8 @@ def grade_evidence(course_root: str, lab_id: str, evidence_path: str) -> dict:
                 "identity": evidence.identity, "duration_s": round(time.monotonic() - t0, 3)}
     clock = ReplayClock()  # a polling check gets its recorded answers at once
     try:
-        result = run_lab(course, lab_id, ReplayTarget(course, evidence, source=f"evidence {path.name}"),
-                         clock=clock.now, sleep=clock.sleep)
+        result = run_lab_direct(course, lab_id, ReplayTarget(course, evidence, source=f"evidence {path.name}"),
+                                clock=clock.now, sleep=clock.sleep)
     except KubelabError as e:
         return {**error_record("grader", e.problem), "duration_s": round(time.monotonic() - t0, 3)}
     return {**result_record(result, points, "evidence"), "identity": evidence.identity,
@@ -98,7 +157,7 @@ def grade_live(course_root: str, lab_id: str, ssh_config: str, evidence_out: str
     from kubelab.evidence import record_lab, save
 
     t0 = time.monotonic()
-    course = load_course(course_root)
+    course = _course(course_root)
     points = course.model.lab(lab_id).points
     try:
         target = SshConfigTarget(course, ssh_config)
@@ -121,3 +180,10 @@ def grade_live(course_root: str, lab_id: str, ssh_config: str, evidence_out: str
         rec["evidence_problem"] = f"cannot write {evidence_out}: {e.strerror or e}"
     rec["duration_s"] = round(time.monotonic() - t0, 3)
     return rec
+
+
+# in the forkserver (kubelab.classroom.pool preloads this module): everything a worker needs, loaded once
+_warm_pytest()
+_warm_kubernetes()
+if os.environ.get(WARM_COURSE_ENV):
+    warm_course(os.environ[WARM_COURSE_ENV])

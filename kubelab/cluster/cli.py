@@ -17,7 +17,9 @@ import typer
 
 from kubelab.cluster import build, cluster
 from kubelab.course import find_course_root, load_course
-from kubelab.twin.cli import CourseOption, _errors_as_one_line, _progress
+from kubelab.twin.cliparts import CourseOption
+from kubelab.twin.cliparts import errors_as_one_line as _errors_as_one_line
+from kubelab.twin.cliparts import progress as _progress
 
 cluster_app = typer.Typer(
     help="A real kubeadm v1.20.2 cluster on the lab twins (a test target built offline from Debian's "

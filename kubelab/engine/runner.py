@@ -1,4 +1,7 @@
-"""Run one lab's grader module under pytest, in this process, and return its LabResult."""
+"""Run one lab's grader module under pytest, in this process, and return its LabResult.
+
+Live grading and `--record` take this driver; a replay takes the direct one (kubelab.engine.direct),
+which runs the same checks through the same kubelab.engine.checkrun without a pytest session."""
 
 from __future__ import annotations
 
@@ -10,10 +13,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-import pytest
-
 from kubelab.course import LoadedCourse
-from kubelab.engine.plugin import KubelabPlugin
 from kubelab.engine.results import LabResult
 from kubelab.engine.targets import Target
 from kubelab.errors import UsageError
@@ -42,6 +42,10 @@ def _quiet():
 
 
 def run_lab(course: LoadedCourse, lab_id: str, target: Target, **plugin_kwargs) -> LabResult:
+    import pytest  # only live grading pays for pytest
+
+    from kubelab.engine.plugin import KubelabPlugin
+
     lab = course.model.lab(lab_id)
     grader = course.grader_path(lab_id)
     if not grader.is_file():

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import select
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import paramiko
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 from testinfra.backend.local import LocalBackend
 
+if TYPE_CHECKING:
+    import paramiko
+
+    from kubelab.sshconfig import SshTarget
+
 from kubelab.course import LoadedCourse
 from kubelab.errors import InfrastructureError, KubelabError
-from kubelab.sshconfig import SshTarget, connect, load_ssh_config, resolve
 
 COMMAND_TIMEOUT_S = 60.0
 
@@ -56,6 +60,8 @@ class SshBackend(BaseBackend):
         if self._failure is not None:
             raise self._failure
         if self._client is None or not (self._client.get_transport() and self._client.get_transport().is_active()):
+            from kubelab.sshconfig import connect
+
             try:
                 self.stats.connections_opened += 1
                 self._client = connect(self.target)
@@ -65,6 +71,8 @@ class SshBackend(BaseBackend):
         return self._client
 
     def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        import paramiko
+
         cmd = self.get_command(command, *args)
         client = self._connection()
         self.stats.commands_sent += 1
@@ -161,6 +169,8 @@ class SshConfigTarget(Target):
     Every node of course.yaml must have a Host entry; that is checked before any check runs."""
 
     def __init__(self, course: LoadedCourse, ssh_config: str | Path, command_timeout_s: float = COMMAND_TIMEOUT_S):
+        from kubelab.sshconfig import load_ssh_config, resolve  # paramiko: only a live target pays for it
+
         super().__init__(course)
         self.path = Path(ssh_config).expanduser()
         cfg = load_ssh_config(self.path)
@@ -185,6 +195,9 @@ def infrastructure_error(exc: BaseException) -> KubelabError | None:
     """Map an exception raised while observing to an infrastructure error, or None if it is not one."""
     if isinstance(exc, InfrastructureError):
         return exc
-    if isinstance(exc, (paramiko.SSHException, socket.error, EOFError, TimeoutError)):
+    # paramiko's errors exist only once paramiko was imported (by an SSH connection): a replay never loads it
+    paramiko = sys.modules.get("paramiko")
+    ssh_errors = (paramiko.SSHException,) if paramiko is not None else ()
+    if isinstance(exc, (*ssh_errors, socket.error, EOFError, TimeoutError)):
         return InfrastructureError(f"could not observe the node: {exc or type(exc).__name__}", "check the node is up and re-run")
     return None

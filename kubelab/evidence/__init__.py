@@ -7,6 +7,7 @@ from pathlib import Path
 
 import kubelab
 from kubelab.course import LoadedCourse
+from kubelab.engine.direct import run_lab_direct
 from kubelab.engine.results import LabResult
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import Target
@@ -37,7 +38,8 @@ def replay_lab(course: LoadedCourse, lab_id: str, path: str | Path) -> tuple[Lab
                          f"grade it as {evidence.lab}, or pass the evidence of {lab_id}")
     target = ReplayTarget(course, evidence, source=f"evidence {Path(path).name}")
     clock = ReplayClock()  # a polling check replays its recorded answers without waiting again
-    return run_lab(course, lab_id, target, clock=clock.now, sleep=clock.sleep), evidence
+    # the direct driver: the same checks and rules as the live run, without a pytest session per replay
+    return run_lab_direct(course, lab_id, target, clock=clock.now, sleep=clock.sleep), evidence
 
 
 def comparable(result: dict) -> list[dict]:

@@ -147,7 +147,7 @@ def _grade_from_evidence(lab_id: str, evidence_path: Path, course) -> float:
 
     from kubelab.course import load_course
     from kubelab.engine import report
-    from kubelab.engine.runner import run_lab
+    from kubelab.engine.direct import run_lab_direct
     from kubelab.evidence import load
     from kubelab.evidence.replay import ReplayClock, ReplayTarget
 
@@ -169,7 +169,7 @@ def _grade_from_evidence(lab_id: str, evidence_path: Path, course) -> float:
     target = ReplayTarget(loaded, evidence, source=f"evidence {evidence_path.name}")
     clock = ReplayClock()
     try:
-        result = run_lab(loaded, lab_id, target, clock=clock.now, sleep=clock.sleep)
+        result = run_lab_direct(loaded, lab_id, target, clock=clock.now, sleep=clock.sleep)
     except KubelabError as e:  # the grader itself (instructor side) failed
         raise GradingIncomplete(f"✗ could not grade {lab_id}: {e.problem}" + (f" — fix: {e.fix}" if e.fix else ""))
     note = f"Graded from the evidence recorded {evidence.recorded_at} (no node was contacted)."

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from kubelab.cliutil import user_errors
-from kubelab.course import find_course_root, load_course
-from kubelab.twin.twinset import TwinSet
+from kubelab.twin.cliparts import CourseOption, errors_as_one_line, progress
+
+if TYPE_CHECKING:
+    from kubelab.twin.twinset import TwinSet
 
 twin_app = typer.Typer(
     help="Lab twins: the course's nodes as local Debian systems (systemd-nspawn), reached over SSH like the "
@@ -23,22 +22,15 @@ twin_app = typer.Typer(
     no_args_is_help=True,
 )
 
-CourseOption = Annotated[
-    Optional[Path],
-    typer.Option("--course", help="Folder holding course.yaml (default: KUBELAB_COURSE, else the nearest "
-                                  "course.yaml from the current folder up).", show_default=False),
-]
-
-
-_errors_as_one_line = user_errors(on_interrupt="run `kubelab twin down` to stop what was started")
+_errors_as_one_line = errors_as_one_line
+_progress = progress
 
 
 def _twins(course: Path | None) -> TwinSet:
+    from kubelab.course import find_course_root, load_course
+    from kubelab.twin.twinset import TwinSet  # paramiko (SSH probes): loaded by the twin commands only
+
     return TwinSet(load_course(course if course is not None else find_course_root()))
-
-
-def _progress(line: str) -> None:
-    print(line, flush=True)
 
 
 @twin_app.command()
@@ -83,6 +75,9 @@ def restart(course: CourseOption = None) -> None:
 @_errors_as_one_line
 def status(course: CourseOption = None) -> None:
     """Show each twin: role, IP, state, nspawn PID and whether SSH answers."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="lab twins")
     for col in ("node", "role", "ip", "state", "pid", "ssh"):
         table.add_column(col)

@@ -171,3 +171,22 @@ def test_lab3_installs_cri_tools_unpinned_next_to_the_pinned_three(tmp_path):
     p = subprocess.run(["bash", "-eo", "pipefail", "-c", node_script(solution_cell("lab03", "install"))],
                        env=env, capture_output=True, text=True, timeout=60)
     assert p.stdout.splitlines()[0] == f"sudo apt-get install -y kubelet={v}-* kubeadm={v}-* kubectl={v}-*"
+
+
+def bash_syntax_errors(script: str) -> str:
+    p = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True, timeout=30)
+    return p.stderr.strip() if p.returncode else ""
+
+
+def test_every_node_cell_of_every_lab_is_valid_bash():
+    problems = []
+    for lab in COURSE.model.labs:
+        for path in (COURSE.solution_path(lab.id), COURSE.student_path(lab.id)):
+            for cell in nbformat.read(path, as_version=4).cells:
+                if cell.cell_type == "code" and cell.source.startswith("%%node"):
+                    err = bash_syntax_errors(node_script(cell.source))
+                    if err:
+                        problems.append(f"{path.name} cell {cell.id}: {err}")
+    assert problems == []
+    # the failing case: an apostrophe inside ${VAR:?message} within double quotes (a bug this test caught)
+    assert "unexpected" in bash_syntax_errors('echo "${IMG:?no image in containerd\'s config} (the pause image)"')

@@ -148,7 +148,8 @@ def test_lab5_smoke_test_creates_the_objects_the_grader_looks_for():
     assert service["ports"] == [{"port": 80, "targetPort": pod["containers"][0]["ports"][0]["containerPort"]}]
     check = solution_cell("lab05", "check-smoke")
     for probe in ("nslookup web.smoke.svc.cluster.local", "wget -qO- -T 5 http://web.smoke.svc.cluster.local/",
-                  'wget -qO- -T 5 "http://$ip:8080/"', 'kubectl -n smoke logs "$pod"', 'kubectl -n smoke exec "$pod"'):
+                  'wget -qO- -T 5 "http://$ip:8080/"', 'kubectl -n smoke logs "$pod"', 'kubectl -n smoke exec "$pod"',
+                  "kubectl -n smoke port-forward service/web"):
         assert probe in check, probe
 
 

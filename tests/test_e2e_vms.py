@@ -158,7 +158,7 @@ def test_the_script_brings_lab01_to_full_marks_on_twins_it_boots_and_takes_down(
     assert "kubelab twin up --fresh" in p.stdout and "kubelab twin down" in p.stdout
     assert summary["kubernetes"] == f"{minor}.99"  # the drift alarm's override reached the course copy
     (lab,) = summary["labs"]
-    assert lab["score"] == lab["max_score"] == 10 and not lab["stopped_at"], lab
+    assert lab["score"] == lab["max_score"] and lab["points"] == 10 and not lab["stopped_at"], lab
     folder = tmp_path / "e2e-out" / "lab01"
     assert (folder / "lab01_prepare_nodes.ipynb").is_file() and (folder / "lab01.evidence.json").is_file()
     assert "all labs at full marks" in p.stdout

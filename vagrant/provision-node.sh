@@ -52,6 +52,12 @@ else
   fi
 fi
 
+# -- what the labs' own cells run on every node --------------------------------------------------------
+# Lab 2's *Check yourself* cell reads containerd's merged config with python3's tomllib on every node, and
+# Lab 2 downloads Docker's key with curl before any lab has installed it.
+# Debian 12 has both in its base, but a minimal box need not: install what is missing.
+ensure_packages python3 curl ca-certificates
+
 # -- the lab user with passwordless sudo ---------------------------------------------------------------
 if getent passwd "$user" >/dev/null; then
   already "user $user exists"

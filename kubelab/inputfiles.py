@@ -138,10 +138,10 @@ class DuplicateKey(yaml.constructor.ConstructorError):
     pass
 
 
-class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """SafeLoader (C parser when available; the constructor stays Python, so this override works with
-    both) that refuses a key given twice in one mapping: YAML says keys are unique, PyYAML silently keeps
-    the last one — a second `nodes:` block would replace the first."""
+class UniqueKeys:
+    """A constructor mixin that refuses a key given twice in one mapping: YAML says keys are unique, PyYAML
+    silently keeps the last one — a second `nodes:` block would replace the first. The constructor is
+    Python with both parsers (libyaml's CSafeLoader and the pure SafeLoader), so this works with either."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -160,6 +160,10 @@ class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                                    f"{key_node.start_mark.line + 1}", key_node.start_mark)
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
+
+
+class StrictLoader(UniqueKeys, _BaseLoader):  # type: ignore[misc, valid-type]
+    """SafeLoader with libyaml's parser when available, refusing duplicate keys."""
 
 
 def parse_yaml(text: str, what: str, fix: str):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -93,11 +94,15 @@ def _digest_or_error(learner: str, path: Path) -> LearnerInput:
 
 def _learner_folder(folder: Path, learner: str, lab_id: str) -> LearnerInput:
     name = lab_id + EVIDENCE_SUFFIX
-    try:
-        found = [p for p in folder.rglob(name)
-                 if not any(part in _SKIP_PARTS or part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
-    except OSError as e:
-        return _error(learner, folder, f"{folder} cannot be listed: {e.strerror or e}")
+    found: list[Path] = []
+    problems: list[OSError] = []
+    # os.walk, not rglob: it lists what rglob drops (a looping symlink, a folder of that name) and never
+    # follows a link into another learner's folder
+    for top, dirs, files in os.walk(folder, onerror=problems.append):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_PARTS and not d.startswith("."))
+        found += [Path(top) / n for n in (*dirs, *files) if n == name]
+    if problems and not found:
+        return _error(learner, folder, f"{problems[0].filename} cannot be listed: {problems[0].strerror or problems[0]}")
     if not found:
         return LearnerInput(learner, "missing", None, "missing", str(folder))
     if len(found) > 1:

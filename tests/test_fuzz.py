@@ -50,8 +50,12 @@ def tally(kind: str, ok: bool) -> bool:
 
 # -- generators ------------------------------------------------------------------------------------
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
-                    st.integers(min_value=10 ** 4300, max_value=10 ** 4400))
+# YAML/JSON scalars as they would be written (text, so that a 5,000-digit number never becomes a Python int
+# in the test itself)
+scalars = st.one_of(st.sampled_from(["true", "false", "null", "~", ".inf", "-.nan", "0x1F", "1e400", "0o17", "''",
+                                     "[]", "{}", "&a x", "*a", "!!python/object:os.system x", "3232249866"]),
+                    st.integers(-10 ** 12, 10 ** 12).map(str), st.floats().map(repr), st.text(max_size=30),
+                    st.integers(4301, 6000).map(lambda n: "9" * n))
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30),
                                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)),
                            lambda kids: st.one_of(st.lists(kids, max_size=4),
@@ -82,7 +86,7 @@ def mutated(draw, seed: str):
     if how == "replace":
         line = lines[i]
         head = line.split(":", 1)[0] + ":" if ":" in line else line[: len(line) // 2]
-        return "".join(lines[:i] + [head + " " + json.dumps(draw(scalars))[:5000] + "\n"] + lines[i + 1:])
+        return "".join(lines[:i] + [head + " " + draw(scalars) + "\n"] + lines[i + 1:])
     if how == "insert":
         return "".join(lines[:i] + [draw(odd_text) + "\n"] + lines[i:])
     if how == "bytes":
@@ -188,11 +192,12 @@ FACTS = {"os": "linux", "arch": "amd64", "machine": "x86_64", "vagrant_version":
 def facts_text(draw):
     data = dict(FACTS)
     for key in draw(st.lists(st.sampled_from(sorted(FACTS) + ["extra", "probe_notes", "kvm"]), max_size=3)):
-        data[key] = draw(st.one_of(json_values, scalars.filter(lambda v: not isinstance(v, float) or v == v)))
-    try:
-        return json.dumps(data)
-    except (ValueError, OverflowError):
-        return "{"
+        data[key] = draw(json_values)
+    text = json.dumps(data)
+    if draw(st.booleans()):  # a raw scalar where a value was: a huge number, NaN, a bare word
+        key = draw(st.sampled_from(sorted(FACTS)))
+        text = text.replace(f'"{key}": ' + json.dumps(data.get(key)), f'"{key}": ' + draw(scalars), 1)
+    return text
 
 
 @FUZZ

@@ -1,6 +1,7 @@
 """`kubelab class ...`: the instructor grades a whole class (mounted by the main CLI as a sub-app).
 
-Exit codes of `kubelab class grade`: 0 every learner graded (whatever their scores), 2 bad usage or
+Exit codes of `kubelab class grade`: 0 every learner graded (whatever their scores; a learner whose
+evidence is flagged as inconsistent is graded, status `flagged`), 2 bad usage or
 input (a missing folder, a bad roster line), 3 some learner could not be graded (nodes unreachable,
 a timeout, unreadable evidence): their reasons are in the report, and running the same command again
 grades only them."""

@@ -294,7 +294,8 @@ class Problem:
 
     def __str__(self) -> str:
         loc = f"{self.file}: {self.where}" if self.where else self.file
-        return f"{loc}: {self.problem} (fix: {self.fix})"
+        text = f"{loc}: {self.problem} (fix: {self.fix})"
+        return text.replace("\r", "\\r").replace("\n", "\\n")  # one problem, one line, whatever it quotes
 
 
 class CourseProblems(UsageError):

@@ -287,6 +287,10 @@ SECRETS: list[Secret] = [
     Secret("basic-auth password in a YAML values file", "file", "grafana:\n  adminPassword: x\n  password: 'Gr4f4n4-Pa55'\n",
            "Gr4f4n4-Pa55", "grafana:"),
     Secret("etcd credentials in JSON", "api", '{"kind":"Config","auth":{"password":"etcd-R00t-Pa55"}}', "etcd-R00t-Pa55"),
+    Secret("container env value named like a password", "api",
+           json.dumps({"kind": "Pod", "spec": {"containers": [{"name": "app", "env": [
+               {"name": "REGISTRY_PASSWORD", "value": "S3cr3t-Pa55"}, {"name": "HOME", "value": "/root"}]}]}}),
+           "S3cr3t-Pa55", '"value": "/root"'),
     Secret("api-key in a webhook config", "file", "webhook:\n  url: https://hooks.example.org/x\n  api-key: 8f14e45fceea167a5a36dedd4bea2543\n",
            "8f14e45fceea167a5a36dedd4bea2543", "url: https://hooks.example.org/x"),
 ]
@@ -342,6 +346,8 @@ HARMLESS: list[Harmless] = [
     Harmless("image digests", "registry.k8s.io/etcd@sha256:a6dc63e6e8cfa0307d7851762fa6b629afb18f28d8aa3fab5a6e91b4af60026a\n"),
     Harmless("a CSR list", "NAME        AGE   SIGNERNAME                                    REQUESTOR                 CONDITION\n"
              "csr-8xk2p   2m    kubernetes.io/kube-apiserver-client-kubelet   system:bootstrap:7sv2lq   Approved,Issued\n"),
+    Harmless("placeholders in a join command", "kubeadm join 192.168.56.10:6443 --token <token> "
+             "--discovery-token-ca-cert-hash sha256:<hash>\nkubeadm join ... --token $TOKEN ...\n"),
     Harmless("kubeadm-config ClusterConfiguration", "apiServer:\n  certSANs:\n  - 192.168.56.10\ncertificatesDir: /etc/kubernetes/pki\n"
              "clusterName: kubernetes\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 10.244.0.0/16\n"),
 ]

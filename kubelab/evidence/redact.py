@@ -42,6 +42,9 @@ _PUBLIC_DATA = re.compile(r"^(?:.*\.crt|.*\.pub|namespace|token-id|expiration|de
                           r"usage-bootstrap-[a-z-]+)$")
 
 Rule = Callable[[str, str], tuple[str, int]]
+# environment variables holding a credential, by the convention of their names (upper case)
+_ENV_NAME = r"[A-Za-z0-9_]*(?:PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)[A-Za-z0-9_]*"
+_ENV_NAME_RE = re.compile(_ENV_NAME)
 
 
 def redact(text: str, context: str = "") -> str:
@@ -127,6 +130,11 @@ def _walk(node, parent_kind: str = "") -> int:
         return 0
     kind = node.get("kind") if isinstance(node.get("kind"), str) else ""
     is_secret = kind == "Secret" or (not kind and parent_kind == "SecretList")
+    # a container's env entry {"name": "REGISTRY_PASSWORD", "value": "..."}
+    if isinstance(node.get("name"), str) and isinstance(node.get("value"), str) and _ENV_NAME_RE.fullmatch(node["name"]) \
+            and node["value"] not in _SAFE_VALUES:
+        node["value"] = REDACTED
+        n += 1
     for key, value in list(node.items()):
         if is_secret and key in ("data", "stringData") and isinstance(value, dict):
             for k, v in value.items():
@@ -265,8 +273,8 @@ def _key_values(text: str, _ctx: str) -> tuple[str, int]:
         val = m.group("val")
         quote = val[0] if val[:1] in "\"'" else ""
         inner = val[1:-1] if quote else val
-        if inner in _SAFE_VALUES or inner.startswith("/") or re.fullmatch(r"[\d.]+", inner):
-            return m.group(0)  # a path (tokenFile: /x), a number, already redacted or empty: no secret
+        if inner in _SAFE_VALUES or inner.startswith(("/", "<", "$")) or re.fullmatch(r"[\d.]+", inner):
+            return m.group(0)  # a path, a <placeholder>, a $VARIABLE, a number, already redacted: no secret
         n += 1
         return m.group("pre") + quote + REDACTED + quote
 
@@ -282,7 +290,6 @@ def _sub_rule(pattern: str, replacement: str, flags: int = 0) -> Rule:
     return rule
 
 
-_ENV_NAME = r"[A-Za-z0-9_]*(?:PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)[A-Za-z0-9_]*"
 
 
 def _static_token_file(text: str, ctx: str) -> tuple[str, int]:
@@ -319,7 +326,7 @@ _RULES: list[tuple[str, Rule]] = [
      _sub_rule(r"(Using certificate key:\s*)(?!<redacted>)([0-9a-fA-F]{32,})", r"\1" + REDACTED)),
     ("command-line credential",
      _sub_rule(r"(--(?:token|certificate-key|password|passwd|client-secret|token-secret|discovery-token)(?:=|[ \t]+)"
-               r"['\"]?)(?!<redacted>)([^\s'\"\\]+)", r"\1" + REDACTED)),
+               r"['\"]?)(?!<|\$|\.\.\.)([^\s'\"\\]+)", r"\1" + REDACTED)),
     ("authorization header",
      _sub_rule(r"(?i)(authorization:[ \t]*(?:bearer|basic|token)[ \t]+)(?!<redacted>|<masked>)([^\s'\"\\]+)",
                r"\1" + REDACTED)),

@@ -98,6 +98,12 @@ def grade(
     if flags:
         from kubelab.evidence.honesty import EXIT_FLAGGED
 
+        if json_out:  # the reasons travel with the result
+            import json
+
+            data = json.loads(json_out.read_text(encoding="utf-8"))
+            json_out.write_text(json.dumps({**data, "flags": flags}, indent=1, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
         for reason in flags:
             typer.echo(f"flagged: {reason}", err=True)
         raise typer.Exit(EXIT_FLAGGED)

@@ -97,6 +97,15 @@ def test_edited_observation_with_recomputed_digest_is_flagged(recorded):
     assert "Traceback" not in r.output
 
 
+def test_flags_travel_with_the_json_result(recorded, tmp_path):
+    course, path = recorded
+    forge(path, _answer_yes)
+    out = tmp_path / "result.json"
+    assert replay(course, path, "--json", out).code == EXIT_FLAGGED
+    data = json.loads(out.read_text())
+    assert data["score"] == 6 and data["flags"][0].startswith("the replayed result differs")
+
+
 def test_edited_result_without_the_observations_is_flagged(recorded):
     course, path = recorded
 

@@ -6,7 +6,11 @@ Two sources:
   ``DIR/<learner>/`` searched for ``<lab>.evidence.json`` at any depth — nbgrader's ``submitted/`` and
   ``autograded/`` layouts ``DIR/<student>/<lab>/<lab>.evidence.json`` included — or a file
   ``DIR/<learner>.json`` (also ``DIR/<learner>.evidence.json``). A learner folder without that file is
-  a learner who handed in no evidence for the lab (score 0, status ``missing``).
+  a learner who handed in no evidence for the lab (score 0, status ``missing``). Whatever else a
+  learner's entry holds is that learner's ``error`` row with one line saying why, never the end of the
+  run: two evidence files, both a folder and a .json, a folder or a device where the file should be, a
+  looping symlink, a symlink out of the learner's own folder (to another learner's evidence), a file
+  the instructor may not read, a folder name that cannot name a learner.
 - a roster CSV (live): columns ``learner`` and ``ssh_config`` (a path, relative to the roster's folder),
   one learner per row; other columns are ignored. Every problem names its line and column.
 """

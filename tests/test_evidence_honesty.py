@@ -117,6 +117,14 @@ def test_edited_result_without_the_observations_is_flagged(recorded):
     assert r.code == EXIT_FLAGGED and "differs from the result stored" in r.stderr, r.output
 
 
+def test_a_result_of_any_shape_is_flagged_not_a_crash(recorded):
+    course, path = recorded
+    for odd in ({"checks": [{"id": [1]}, {"id": {"x": 1}}]}, {"checks": "all passed"}, {}):
+        forge(path, lambda d: d.update(result=odd))
+        r = replay(course, path)
+        assert r.crash is None and r.code == EXIT_FLAGGED and "result" in r.stderr, r
+
+
 def test_evidence_recorded_against_another_course_is_flagged(recorded, tmp_path):
     """Was: replaying against a course.yaml with another worker IP silently gave another score."""
     course, path = recorded

@@ -69,9 +69,9 @@ def _result_matches(course, evidence: Evidence, replayed: LabResult) -> list[str
     then = [_shape(c) for c in stored]
     if now == then:
         return []
-    then_by_id = {c.get("id"): c for c in then}
-    differ = [c["id"] for c in now if then_by_id.get(c["id"]) != c]
-    differ += [c.get("id") for c in then if c.get("id") not in {n["id"] for n in now}]
+    then_by_id = {str(c.get("id")): c for c in then}  # str(): a forged id may be any JSON, a list included
+    differ = [c["id"] for c in now if then_by_id.get(str(c["id"])) != c]
+    differ += [str(c.get("id")) for c in then if str(c.get("id")) not in {n["id"] for n in now}]
     first = ", ".join(str(d) for d in differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
     return [f"the replayed result differs from the result stored at recording ({first}): observations or "
             "result were changed after recording"]

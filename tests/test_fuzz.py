@@ -5,12 +5,14 @@ each must end in exit 2 (bad input) — or 0/1 where the input happens to be val
 
 Proof: the real `kubelab` command, in process (tests/cli_inproc.py); the real course.yaml and a real
 evidence file recorded on this machine (local target) as seeds. The counts of inputs tried and of clean
-exits are printed by the last test and written to $KUBELAB_FUZZ_COUNTS (default: the pytest tmp folder)."""
+exits are printed when the module ends (pytest -s) and written to $KUBELAB_FUZZ_COUNTS when it is set; each
+kind must reach 60 inputs (300 in all, KUBELAB_FUZZ_EXAMPLES per kind, default 80), every one clean."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter
 from datetime import timedelta
@@ -40,6 +42,15 @@ from kubelab.engine import check, expect_equal
 def test_linux(host):
     expect_equal(host.system_info.type, "linux")
 '''
+
+
+MIN_PER_KIND = 60  # five kinds: at least 300 generated inputs per run
+
+
+def assert_enough(kind: str) -> None:
+    """Each kind stands on its own (tests may run in any order): enough inputs tried, every one clean."""
+    assert COUNTS[f"{kind} tried"] >= min(MIN_PER_KIND, EXAMPLES - 5), dict(COUNTS)
+    assert COUNTS[f"{kind} clean"] == COUNTS[f"{kind} tried"], dict(COUNTS)
 
 
 def tally(kind: str, ok: bool) -> bool:
@@ -103,7 +114,8 @@ def work():
     base = Path(tempfile.mkdtemp(prefix="kubelab-fuzz-"))
     course = load_course(make_course(base, GRADER))
     evidence = save(record_lab(course, "lab90", LocalTarget(course))[1], base / "seed.json").read_text()
-    return {"base": base, "course": course, "evidence": evidence}
+    yield {"base": base, "course": course, "evidence": evidence}
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -113,15 +125,19 @@ def _write(path: Path, text: str) -> Path:
 
 # -- course.yaml -----------------------------------------------------------------------------------
 
-@FUZZ
-@given(text=st.one_of(mutated(COURSE_TEXT), odd_text, json_values.map(lambda v: json.dumps(v))))
-def test_fuzz_course_yaml(work, text):
-    root = work["base"] / "course-fuzz"
-    root.mkdir(exist_ok=True)
-    _write(root / "course.yaml", text)
-    r = run("lint", "--course", root)
-    # a mutation that leaves the course valid still lacks graders and notebooks here: lint says so, exit 2
-    assert tally("course.yaml", clean(r)), r
+def test_fuzz_course_yaml(work):
+    @FUZZ
+    @given(text=st.one_of(mutated(COURSE_TEXT), odd_text, json_values.map(lambda v: json.dumps(v))))
+    def one(text):
+        root = work["base"] / "course-fuzz"
+        root.mkdir(exist_ok=True)
+        _write(root / "course.yaml", text)
+        r = run("lint", "--course", root)
+        # a mutation that leaves the course valid still lacks graders and notebooks here: lint says so, exit 2
+        assert tally("course.yaml", clean(r)), r
+
+    one()
+    assert_enough("course.yaml")
 
 
 # -- evidence --------------------------------------------------------------------------------------
@@ -142,16 +158,20 @@ def forged_json(draw, seed: str):
     return json.dumps(data)
 
 
-@FUZZ
-@given(data=st.data())
-def test_fuzz_evidence(work, data):
-    text = data.draw(st.one_of(mutated(work["evidence"]), forged_json(work["evidence"]), odd_text,
-                               json_values.map(json.dumps)))
-    path = _write(work["base"] / "ev-fuzz.json", text)
-    r = run("grade", "lab90", "--replay", path, "--course", work["course"].root)
-    # 2: refused; 0/1/3/4: the input was still readable evidence (a forged field the digest covers) and graded
-    ok = clean(r) if r.code == 2 else (r.crash is None and r.code in (0, 1, 3, 4) and "Traceback" not in r.output)
-    assert tally("evidence", ok), r
+def test_fuzz_evidence(work):
+    @FUZZ
+    @given(data=st.data())
+    def one(data):
+        text = data.draw(st.one_of(mutated(work["evidence"]), forged_json(work["evidence"]), odd_text,
+                                   json_values.map(json.dumps)))
+        path = _write(work["base"] / "ev-fuzz.json", text)
+        r = run("grade", "lab90", "--replay", path, "--course", work["course"].root)
+        # 2: refused; 0/1/3/4: the input was still readable evidence (a forged field the digest covers) and graded
+        ok = clean(r) if r.code == 2 else (r.crash is None and r.code in (0, 1, 3, 4) and "Traceback" not in r.output)
+        assert tally("evidence", ok), r
+
+    one()
+    assert_enough("evidence")
 
 
 # -- roster ----------------------------------------------------------------------------------------
@@ -160,25 +180,29 @@ cells = st.one_of(st.text(max_size=12), st.sampled_from(["learner", "ssh_config"
                                                          "alice", "../../etc/shadow", "/dev/zero", "[/x]"]))
 
 
-@FUZZ
-@given(rows=st.lists(st.lists(cells, max_size=4), max_size=6), header=st.booleans(), raw=st.booleans(),
-       junk=odd_text)
-def test_fuzz_roster(work, rows, header, raw, junk):
-    from kubelab.classroom.learners import read_roster
+def test_fuzz_roster(work):
+    @FUZZ
+    @given(rows=st.lists(st.lists(cells, max_size=4), max_size=6), header=st.booleans(), raw=st.booleans(),
+           junk=odd_text)
+    def one(rows, header, raw, junk):
+        from kubelab.classroom.learners import read_roster
 
-    folder = work["base"] / "roster-fuzz"
-    folder.mkdir(exist_ok=True)
-    lines = (["learner,ssh_config"] if header else []) + [",".join(r) for r in rows]
-    roster = _write(folder / "roster.csv", junk if raw else "\n".join(lines) + "\n")
-    try:
-        read_roster(roster)
-        COUNTS["roster valid (not run: it would grade live)"] += 1
-        return
-    except UsageError:
-        pass
-    r = run("class", "grade", "--lab", "lab90", "--roster", roster, "--course", work["course"].root,
-            "--out", work["base"] / "out")
-    assert tally("roster", clean(r)), r
+        folder = work["base"] / "roster-fuzz"
+        folder.mkdir(exist_ok=True)
+        lines = (["learner,ssh_config"] if header else []) + [",".join(r) for r in rows]
+        roster = _write(folder / "roster.csv", junk if raw else "\n".join(lines) + "\n")
+        try:
+            read_roster(roster)
+            COUNTS["roster valid (not run: it would grade live)"] += 1
+            return
+        except UsageError:
+            pass
+        r = run("class", "grade", "--lab", "lab90", "--roster", roster, "--course", work["course"].root,
+                "--out", work["base"] / "out")
+        assert tally("roster", clean(r)), r
+
+    one()
+    assert_enough("roster")
 
 
 # -- doctor facts ----------------------------------------------------------------------------------
@@ -200,14 +224,18 @@ def facts_text(draw):
     return text
 
 
-@FUZZ
-@given(text=st.one_of(facts_text(), odd_text, mutated(json.dumps(FACTS, indent=1))))
-def test_fuzz_doctor_facts(work, text):
-    path = _write(work["base"] / "facts-fuzz.json", text)
-    r = run("doctor", "--course", REPO, "--facts", path)
-    # 2: refused; 0/1: the facts were valid and judged (ready / something to fix)
-    ok = clean(r) if r.code == 2 else (r.crash is None and r.code in (0, 1) and "Traceback" not in r.output)
-    assert tally("doctor facts", ok), r
+def test_fuzz_doctor_facts(work):
+    @FUZZ
+    @given(text=st.one_of(facts_text(), odd_text, mutated(json.dumps(FACTS, indent=1))))
+    def one(text):
+        path = _write(work["base"] / "facts-fuzz.json", text)
+        r = run("doctor", "--course", REPO, "--facts", path)
+        # 2: refused; 0/1: the facts were valid and judged (ready / something to fix)
+        ok = clean(r) if r.code == 2 else (r.crash is None and r.code in (0, 1) and "Traceback" not in r.output)
+        assert tally("doctor facts", ok), r
+
+    one()
+    assert_enough("doctor facts")
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -218,38 +246,42 @@ TOKENS = ["grade", "lint", "class", "doctor", "lab01", "lab90", "lab99", "--repl
           "/nonexistent/x", "virtualbox", "banana"]
 
 
-@FUZZ
-@given(argv=st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=12)), min_size=1, max_size=7))
-def test_fuzz_command_line(work, argv):
-    # only commands that read what they are given: never `twin`, `snapshot`, `url` or a live grade
-    first = argv[0] if argv[0] in ("grade", "lint", "class", "doctor") else "lint"
-    argv = [first, *argv[1:]]
-    if first == "grade" and not ({"--replay"} & set(argv)):
-        argv += ["--replay", "/nonexistent/ev.json"]
-    if first == "class":
-        argv = ["class", "grade", *argv[1:]]
-        if not ({"--submissions", "--roster"} & set(argv)):
-            argv += ["--submissions", "/nonexistent/subs"]
-    if first == "doctor" and "--facts" not in argv:
-        argv += ["--facts", "/nonexistent/facts.json"]
-    out = work["base"] / "cli-out"
-    r = run(*argv, "--out" if first == "class" else "--course", out if first == "class" else work["course"].root)
-    ok = (clean(r, codes=(2, 3)) or parser_refused(r)
-          or (r.crash is None and r.code in (0, 1, 3, 4) and "Traceback" not in r.output))
-    assert tally("command line", ok), (argv, r)
+def test_fuzz_command_line(work):
+    @FUZZ
+    @given(argv=st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=12)), min_size=1, max_size=7))
+    def one(argv):
+        # only commands that read what they are given: never `twin`, `snapshot`, `url` or a live grade
+        first = argv[0] if argv[0] in ("grade", "lint", "class", "doctor") else "lint"
+        argv = [first, *argv[1:]]
+        if first == "grade" and not ({"--replay"} & set(argv)):
+            argv += ["--replay", "/nonexistent/ev.json"]
+        if first == "class":
+            argv = ["class", "grade", *argv[1:]]
+            if not ({"--submissions", "--roster"} & set(argv)):
+                argv += ["--submissions", "/nonexistent/subs"]
+        if first == "doctor" and "--facts" not in argv:
+            argv += ["--facts", "/nonexistent/facts.json"]
+        out = work["base"] / "cli-out"
+        r = run(*argv, "--out" if first == "class" else "--course", out if first == "class" else work["course"].root)
+        ok = (clean(r, codes=(2, 3)) or parser_refused(r)
+              or (r.crash is None and r.code in (0, 1, 3, 4) and "Traceback" not in r.output))
+        assert tally("command line", ok), (argv, r)
+
+    one()
+    assert_enough("command line")
 
 
-def test_fuzz_counts_reach_300():
-    """The closing note's figures: inputs tried and clean exits per kind, and the total (>= 300 per run)."""
+@pytest.fixture(scope="module", autouse=True)
+def counts_report():
+    """The closing note's figures: inputs tried and clean exits per kind, printed (pytest -s) and written to
+    $KUBELAB_FUZZ_COUNTS when set, once the module has run (in any order)."""
+    yield
     tried = {k[:-6]: v for k, v in COUNTS.items() if k.endswith(" tried")}
     cleaned = {k[:-6]: v for k, v in COUNTS.items() if k.endswith(" clean")}
     report = {"tried": tried, "clean": cleaned, "total_tried": sum(tried.values()),
-              "total_clean": sum(cleaned.values()), "valid_rosters_skipped": COUNTS.get(
-                  "roster valid (not run: it would grade live)", 0)}
-    print("fuzz counts:", json.dumps(report))
+              "total_clean": sum(cleaned.values()),
+              "valid_rosters_skipped": COUNTS.get("roster valid (not run: it would grade live)", 0)}
+    print("\nfuzz counts:", json.dumps(report))
     dest = os.environ.get("KUBELAB_FUZZ_COUNTS")
     if dest:
         Path(dest).write_text(json.dumps(report, indent=1) + "\n")
-    if len(tried) < 5:
-        pytest.skip("only part of the fuzz suite ran (-k?): the 300-input floor is for the whole module")
-    assert report["total_tried"] >= 300 and report["total_clean"] == report["total_tried"], report

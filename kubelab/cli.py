@@ -68,7 +68,8 @@ def grade(
     course: Optional[Path] = CourseOpt,
 ) -> None:
     """Grade a lab on the nodes and print, check by check, what is right, what is wrong and what to do.
-    Exit 0 all passed, 1 some check failed, 2 bad usage or input, 3 infrastructure error."""
+    Exit 0 all passed, 1 some check failed, 2 bad usage or input, 3 infrastructure error,
+    4 (--replay only) graded, but the evidence is flagged as inconsistent: the reasons follow the table."""
     from rich.console import Console
 
     from kubelab.engine import report
@@ -80,10 +81,11 @@ def grade(
         raise UsageError("--local, --ssh-config and --replay exclude each other", "pass one of them")
     if replay and record:
         raise UsageError("--record and --replay exclude each other", "record a live run, replay a recorded one")
+    flags: list[str] = []
     if replay:
-        from kubelab.evidence import replay_lab
+        from kubelab.evidence import replay_and_verify
 
-        result, _ = replay_lab(loaded, lab, replay)
+        result, _, flags = replay_and_verify(loaded, lab, replay)
     else:  # live: pytest, testinfra and paramiko load here only
         from kubelab.engine.runner import run_lab
         from kubelab.engine.targets import LocalTarget, SshConfigTarget
@@ -110,6 +112,18 @@ def grade(
                 writer(result, path)
             except OSError as e:
                 raise UsageError(f"cannot write {path}: {e.strerror}", "choose a writable path")
+    if flags:
+        from kubelab.evidence.honesty import EXIT_FLAGGED
+
+        if json_out:  # the reasons travel with the result
+            import json
+
+            data = json.loads(json_out.read_text(encoding="utf-8"))
+            json_out.write_text(json.dumps({**data, "flags": flags}, indent=1, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
+        for reason in flags:
+            typer.echo(f"flagged: {reason}", err=True)
+        raise typer.Exit(EXIT_FLAGGED)
     raise typer.Exit(result.exit_code)
 
 

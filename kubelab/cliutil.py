@@ -9,6 +9,12 @@ import typer
 from kubelab.errors import KubelabError
 
 
+def one_line(text: str) -> str:
+    """A problem quoting the user's input (a provider name, a learner's folder) may hold a line break:
+    shown as `\n`, it stays one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def user_errors(fn=None, *, on_interrupt: str = "run the command again"):
     """A KubelabError becomes `error: ...` + `fix: ...` on stderr and its exit code; Ctrl-C becomes exit 130."""
 
@@ -18,9 +24,9 @@ def user_errors(fn=None, *, on_interrupt: str = "run the command again"):
             try:
                 return f(*args, **kwargs)
             except KubelabError as e:
-                typer.echo(f"error: {e.problem}", err=True)
+                typer.echo(f"error: {one_line(e.problem)}", err=True)
                 if e.fix:
-                    typer.echo(f"fix: {e.fix}", err=True)
+                    typer.echo(f"fix: {one_line(e.fix)}", err=True)
                 raise typer.Exit(e.exit_code)
             except KeyboardInterrupt:
                 typer.echo("error: interrupted", err=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
+from kubelab import inputfiles
 from kubelab.errors import UsageError
 
 COURSE_FILE = "course.yaml"
@@ -18,6 +20,26 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # an RFC 1123 label: a valid 
 
 
 _SEP = "\x1f"
+MAX_COURSE_BYTES = 1 * inputfiles.MIB
+
+
+def _written_as_text(value):
+    """An address must be written as text: YAML reads 3232235530 as an int, which ipaddress would take."""
+    if not isinstance(value, str):
+        raise ValueError(f"write it as text such as 192.168.56.10, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _real_number(value):
+    """YAML's `true` is a bool and Python's bool is an int: a number here must be written as a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"write a number, not {type(value).__name__} {value!r}")
+    return value
+
+
+IPv4Text = Annotated[ipaddress.IPv4Address, BeforeValidator(_written_as_text)]
+NetworkText = Annotated[ipaddress.IPv4Network, BeforeValidator(_written_as_text)]
+Number = Annotated[float, BeforeValidator(_real_number)]
 
 
 def _located(where: str, problem: str, fix: str) -> ValueError:
@@ -46,7 +68,7 @@ class KubernetesVersion(_Strict):
 
 
 class ContainerdVersion(_Strict):
-    major: int = Field(ge=1, le=3)
+    major: StrictInt = Field(ge=1, le=3)
 
 
 class CniVersion(_Strict):
@@ -122,9 +144,9 @@ class PackageSources(_Strict):
 
 
 class Network(_Strict):
-    private_subnet: ipaddress.IPv4Network
-    pod_cidr: ipaddress.IPv4Network
-    service_cidr: ipaddress.IPv4Network
+    private_subnet: NetworkText
+    pod_cidr: NetworkText
+    service_cidr: NetworkText
 
     @model_validator(mode="after")
     def _no_overlap(self) -> "Network":
@@ -141,9 +163,9 @@ class Network(_Strict):
 class Node(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=63)
     role: Literal["control-plane", "worker"]
-    ip: ipaddress.IPv4Address
-    cpus: int = Field(ge=1, le=64)
-    memory_mb: int = Field(ge=512, le=262144)
+    ip: IPv4Text
+    cpus: StrictInt = Field(ge=1, le=64)
+    memory_mb: StrictInt = Field(ge=512, le=262144)
 
     @model_validator(mode="after")
     def _kubeadm_minimums(self) -> "Node":
@@ -159,7 +181,7 @@ class Lab(_Strict):
     notebook: str = Field(pattern=r"^[\w.-]+\.ipynb$")
     grader: str = Field(pattern=r"^lab\d{2}_\w+\.py$")
     depends_on: list[str] = Field(default_factory=list)
-    points: float = Field(gt=0)
+    points: Number = Field(gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _grader_named_after_lab(self) -> "Lab":
@@ -192,6 +214,9 @@ class Course(_Strict):
         if len(cps) != 1:
             raise _located("nodes", f"exactly one node must have role control-plane, found {len(cps)}",
                            "set role: control-plane on exactly one node")
+        if not any(n.role == "worker" for n in nodes):
+            raise _located("nodes", "no node has role worker: the labs join at least one worker to the cluster",
+                           "add a node with role: worker")
         return nodes
 
     @model_validator(mode="after")
@@ -269,7 +294,8 @@ class Problem:
 
     def __str__(self) -> str:
         loc = f"{self.file}: {self.where}" if self.where else self.file
-        return f"{loc}: {self.problem} (fix: {self.fix})"
+        text = f"{loc}: {self.problem} (fix: {self.fix})"
+        return text.replace("\r", "\\r").replace("\n", "\\n")  # one problem, one line, whatever it quotes
 
 
 class CourseProblems(UsageError):
@@ -330,6 +356,8 @@ _FIXES = {
     "greater_than_equal": "raise the value",
     "less_than_equal": "lower the value",
     "too_short": "add at least one entry",
+    "int_type": "write a whole number (not true/false, not text)",
+    "finite_number": "write a finite number",
 }
 
 
@@ -353,13 +381,10 @@ def _key_path(loc: tuple, data) -> str:
 def parse_course(text: str, file: str = COURSE_FILE) -> Course:
     """Parse and validate; raise CourseProblems listing every problem found."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise CourseProblems([Problem(file, where, f"not valid YAML: {reason}",
-                                      "fix the YAML syntax at that position (indentation, quotes, colons)")])
+        data = inputfiles.parse_yaml(text, file, "start from the course.yaml in the repository")
+    except UsageError as e:
+        problem = e.problem[len(file):].lstrip(": ") if e.problem.startswith(file) else e.problem
+        raise CourseProblems([Problem(file, "", problem, e.fix)]) from None
     if not isinstance(data, dict):
         raise CourseProblems([Problem(file, "", "is not a YAML mapping of course, versions, network, nodes, labs",
                                       "start from the course.yaml in the repository")])
@@ -383,15 +408,29 @@ def parse_course(text: str, file: str = COURSE_FILE) -> Course:
         raise CourseProblems(problems)
 
 
+def read_course_text(path: Path) -> str:
+    """course.yaml's text: a regular file, at most MAX_COURSE_BYTES, UTF-8; else one UsageError line."""
+    raw = inputfiles.read_bytes(path, str(path), MAX_COURSE_BYTES,
+                                "pass the folder that holds course.yaml with --course")
+    return inputfiles.decode_utf8(raw, str(path), "run `kubelab lint`")
+
+
+# Parsed courses by file and content: a process that loads the course again and again (a notebook grading
+# twice, a class run, the CLI) parses and validates it once; an edited file has other content, so it is
+# parsed again. The models are frozen, so sharing one is safe.
+_PARSED: dict[tuple[str, str], Course] = {}
+
+
 def load_course(root: Path | str | None = None) -> LoadedCourse:
     root = Path(root) if root is not None else find_course_root()
     if root.is_file():
         root = root.parent
     path = root / COURSE_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist", "pass the folder that holds course.yaml with --course")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path} cannot be read: {e}", "check the file's permissions and encoding")
-    return LoadedCourse(parse_course(text, str(path)), root.resolve())
+    text = read_course_text(path)
+    key = (str(path.resolve()), hashlib.sha256(text.encode()).hexdigest())
+    model = _PARSED.get(key)
+    if model is None:
+        if len(_PARSED) >= 64:
+            _PARSED.clear()
+        model = _PARSED[key] = parse_course(text, str(path))
+    return LoadedCourse(model, root.resolve())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
-from kubelab.course import COURSE_FILE, CourseProblems, LoadedCourse, Problem, find_course_root, parse_course
+from kubelab.course import (COURSE_FILE, CourseProblems, LoadedCourse, Problem, find_course_root, parse_course,
+                            read_course_text)
 from kubelab.engine.checks import spec_of
+from kubelab.errors import UsageError
 from kubelab.lint_drift import lint_drift
+from kubelab.lint_inputs import import_problem, read_notebook
 
 GRADE_CALL = 'grade("{lab}")'
 
@@ -19,9 +21,11 @@ def lint(root: Path | None = None) -> list[Problem]:
     if not path.is_file():
         return [Problem(str(path), "", "does not exist", "run from the course checkout or pass --course PATH")]
     try:
-        model = parse_course(path.read_text(encoding="utf-8"), str(path))
+        model = parse_course(read_course_text(path), str(path))
     except CourseProblems as e:
         return e.problems
+    except UsageError as e:
+        return [Problem(str(path), "", e.problem.removeprefix(str(path)).lstrip(": "), e.fix)]
     course = LoadedCourse(model, root.resolve())
     problems: list[Problem] = []
     for lab in model.labs:
@@ -46,10 +50,9 @@ def lint(root: Path | None = None) -> list[Problem]:
 def _lint_grader(grader: Path, course: LoadedCourse) -> list[Problem]:
     spec = importlib.util.spec_from_file_location(f"kubelab_lint_{grader.stem}", grader)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - any import failure is a problem to report, not to raise
-        return [Problem(str(grader), "", f"cannot be imported: {type(e).__name__}: {e}", "fix the module")]
+    problem = import_problem(grader, lambda: spec.loader.exec_module(module))
+    if problem:
+        return [problem]
     problems, seen = [], []
     tests = [(name, obj) for name, obj in vars(module).items() if name.startswith("test_") and callable(obj)]
     if not tests:
@@ -79,11 +82,9 @@ def _lint_grader(grader: Path, course: LoadedCourse) -> list[Problem]:
 
 
 def _lint_notebook(nb: Path, lab_id: str, points: float) -> list[Problem]:
-    try:
-        data = json.loads(nb.read_text(encoding="utf-8"))
-        cells = data["cells"]
-    except (ValueError, KeyError, UnicodeDecodeError) as e:
-        return [Problem(str(nb), "", f"is not a notebook: {e}", "restore it from git or regenerate it")]
+    cells, problem = read_notebook(nb)
+    if problem:
+        return [problem]
     grading = [c for c in cells if GRADE_CALL.format(lab=lab_id) in "".join(c.get("source", []))]
     if not grading:
         return [Problem(str(nb), "", f"has no grading cell calling {GRADE_CALL.format(lab=lab_id)}",

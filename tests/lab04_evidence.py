@@ -183,7 +183,8 @@ class Sim136:
 
     # -- the API ------------------------------------------------------------------------------------------
     def _meta(self, name, ns=None, **extra):
-        meta = {"name": name, "uid": f"0b5e{zlib.crc32(name.encode()) % 10**8:08d}-3c1e-4f7a-9d8e-5a3b2c1d0e9f",
+        # a UID of the real form, one per object (namespace and name): two objects never share one
+        meta = {"name": name, "uid": f"{zlib.crc32(f'{ns}/{name}'.encode()):08x}-3c1e-4f7a-9d8e-5a3b2c1d0e9f",
                 "resourceVersion": "412", "creationTimestamp": _ts(NOW - 600)}
         if ns:
             meta["namespace"] = ns

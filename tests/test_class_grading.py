@@ -55,7 +55,20 @@ def forwarding_off(evidence):
             obs.stdout = obs.stdout.replace("1", "0")
             changed += 1
     assert changed, "the recording must hold the observation this variant changes"
-    return evidence.model_copy(update={"nodes": nodes})
+    return rerecorded(evidence.model_copy(update={"nodes": nodes}))
+
+
+def rerecorded(evidence):
+    """The result a recording of the changed state would have stored: replayed from its observations
+    (without it, the file is exactly the forgery kubelab flags: observations edited after recording)."""
+    from kubelab.course import load_course
+    from kubelab.engine.runner import run_lab
+    from kubelab.evidence.replay import ReplayClock, ReplayTarget
+
+    course = load_course(REPO)
+    clock = ReplayClock()
+    result = run_lab(course, LAB, ReplayTarget(course, evidence), clock=clock.now, sleep=clock.sleep)
+    return evidence.model_copy(update={"result": result.to_dict()})
 
 
 def expected_statuses(result: dict, override: dict | None = None) -> dict[str, str]:
@@ -85,7 +98,9 @@ def klass(lab01_evidence, tmp_path_factory):
             continue
         name = ("passing", "failing", "forwarding-off")[i % 3]
         evidence, statuses = variants[name]
-        identity = {"nodes": {n: {"hostname": n, "machine_id": f"{i:08x}{k:024x}"}
+        # own machine-ids; the recorded hostnames stay (kubelab flags an identity contradicting `hostname`)
+        identity = {"nodes": {n: {"hostname": evidence.identity["nodes"][n]["hostname"],
+                                  "machine_id": f"{i:08x}{k:024x}"}
                               for k, n in enumerate(("master", "worker"))},
                     "cluster": {"kube_system_uid": None, "etcd_cluster_id": None}}
         if learner in SHARED_MACHINE:
@@ -212,10 +227,12 @@ def test_rerun_resumes_and_force_regrades(first_run, klass):
     ev = load(changed)
     save(ev.model_copy(update={"recorded_at": "2026-12-01T00:00:00+00:00"}), changed)
     p = class_grade("--submissions", str(subs), "--out", str(out))
+    assert p.returncode == 3, p.stdout + p.stderr  # the truncated file is still there: still not graded
     run = json.loads((out / "report.json").read_text())["this_run"]
     assert (run["graded"], run["skipped"]) == (2, N_LEARNERS - 2)
 
     p = class_grade("--submissions", str(subs), "--out", str(out), "--force")
+    assert p.returncode == 3, p.stdout + p.stderr
     run = json.loads((out / "report.json").read_text())["this_run"]
     assert (run["graded"], run["skipped"]) == (N_LEARNERS, 0)
     assert len(read_csv(out / "gradebook.csv")) == N_LEARNERS
@@ -264,6 +281,8 @@ def test_live_roster_grades_twins_and_reports_unreachable_learners(twins, tmp_pa
     assert rows["offline"]["status"] == "error" and rows["offline"]["score"] == ""
     offline = json.loads((out / "learners" / "offline.json").read_text())
     assert offline["error_kind"] == "infrastructure" and "cannot reach" in offline["reason"]
+    # the twins' state here depends on the modules before this one: passed or failed, the same for both
+    assert rows["pair-a"]["status"] == rows["pair-b"]["status"]
     for learner in ("pair-a", "pair-b"):
         assert rows[learner]["status"] in ("passed", "failed"), rows[learner]
         rec = json.loads((out / "learners" / f"{learner}.json").read_text())
@@ -272,7 +291,8 @@ def test_live_roster_grades_twins_and_reports_unreachable_learners(twins, tmp_pa
         evidence = out / "evidence" / f"{learner}.{LAB}.evidence.json"
         replayed = tmp_path / f"{learner}.replay.json"
         r = kubelab("grade", LAB, "--replay", str(evidence), "--json", str(replayed), "--course", str(REPO))
-        assert r.returncode in (0, 1), r.stderr
+        # the one exit code that status implies; a flag (exit 4) on a live recording would be a false one
+        assert r.returncode == {"passed": 0, "failed": 1}[rows[learner]["status"]], r.stderr
         assert json.loads(replayed.read_text())["score"] == rec["raw_score"]
     assert rows["pair-a"]["score"] == rows["pair-b"]["score"]
     # both learners graded the very same machines: copy detection says so

@@ -1,23 +1,27 @@
 """`kubelab class ...`: the instructor grades a whole class (mounted by the main CLI as a sub-app).
 
-Exit codes of `kubelab class grade`: 0 every learner graded (whatever their scores), 2 bad usage or
+Exit codes of `kubelab class grade`: 0 every learner graded (whatever their scores; a learner whose
+evidence is flagged as inconsistent is graded, status `flagged`), 2 bad usage or
 input (a missing folder, a bad roster line), 3 some learner could not be graded (nodes unreachable,
 a timeout, unreadable evidence): their reasons are in the report, and running the same command again
 grades only them."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from kubelab.cliutil import user_errors
 from kubelab.errors import UsageError
 
 EXIT_ALL_GRADED, EXIT_USAGE, EXIT_NOT_GRADED = 0, 2, 3
+MAX_TIMEOUT_S = 86400.0
 
 class_app = typer.Typer(help="The instructor's side: grade a whole class, from evidence or live.",
                         no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -54,6 +58,9 @@ def grade_command(
     from kubelab.classroom.run import grade_class
     from kubelab.course import load_course
 
+    if not math.isfinite(timeout) or timeout > MAX_TIMEOUT_S:
+        raise UsageError(f"--timeout {timeout:g} is not a number of seconds kubelab can wait",
+                         f"pass a finite number of seconds up to {MAX_TIMEOUT_S:g} (one day), e.g. --timeout 600")
     if (submissions is None) == (roster is None):
         raise UsageError("pass exactly one of --submissions DIR (evidence) and --roster CSV (live)",
                          "e.g. kubelab class grade --lab lab01 --submissions submitted/")
@@ -69,7 +76,8 @@ def grade_command(
 
     def on_progress(record: dict, skipped: bool) -> None:
         what = "already graded" if skipped else record["status"]
-        progress.update(task, advance=1, description=f"{lab}: {record['learner']} {what}")
+        # escaped: a learner's name is data, and `[/x]` would be rich markup
+        progress.update(task, advance=1, description=escape(f"{lab}: {record['learner']} {what}"))
 
     with progress:
         run = grade_class(loaded, lab, inputs, out, jobs=jobs, timeout_s=timeout, force=force,

@@ -17,7 +17,7 @@ _MEANINGLESS = {"", "none", "null", "uninitialized", "0" * 32}
 
 
 def _usable(value) -> str | None:
-    if value is None:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
         return None
     text = str(value).strip()
     return None if text.lower() in _MEANINGLESS else text
@@ -28,13 +28,15 @@ def shared_identities(records: list[dict]) -> list[dict]:
     evidence of two or more learners, sorted by kind, then by the learners involved."""
     seen: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
-        identity = rec.get("identity") or {}
+        # identity comes from a learner's file: any shape may arrive (honesty.py flags it); never fail on it
+        identity = rec.get("identity") if isinstance(rec.get("identity"), dict) else {}
         learner = rec["learner"]
-        for node, info in sorted((identity.get("nodes") or {}).items()):
-            value = _usable((info or {}).get("machine_id"))
+        nodes = identity.get("nodes") if isinstance(identity.get("nodes"), dict) else {}
+        for node, info in sorted(nodes.items(), key=lambda kv: str(kv[0])):
+            value = _usable(info.get("machine_id")) if isinstance(info, dict) else None
             if value:
-                seen[("machine-id", value)][learner].append(node)
-        cluster = identity.get("cluster") or {}
+                seen[("machine-id", value)][learner].append(str(node))
+        cluster = identity.get("cluster") if isinstance(identity.get("cluster"), dict) else {}
         for kind, key in (("kube-system-uid", "kube_system_uid"), ("etcd-cluster-id", "etcd_cluster_id")):
             value = _usable(cluster.get(key))
             if value:

@@ -32,8 +32,10 @@ PASS_RATES_CSV = "pass_rates.csv"
 PASS_RATES_PNG = "pass_rates.png"
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
-STATUSES = ("passed", "failed", "missing", "error")
-STYLE = {"passed": "green", "failed": "red", "missing": "yellow", "error": "magenta"}
+# every learner row has one of these: graded (passed/failed), flagged (graded, but the evidence is
+# inconsistent: see evidence/honesty.py), missing (score 0), error (not graded, one-line reason)
+STATUSES = ("passed", "failed", "flagged", "missing", "error")
+STYLE = {"passed": "green", "failed": "red", "flagged": "bold red", "missing": "yellow", "error": "magenta"}
 
 
 def _pts(x) -> str:
@@ -130,7 +132,7 @@ def _bar_chart(path: Path, rows: list[dict], lab_title: str) -> None:
 
 
 def summary(records: list[dict], lab_id: str, title: str, points: float, run: dict) -> dict:
-    scores = [r["score"] for r in records if r["status"] in ("passed", "failed")]
+    scores = [r["score"] for r in records if r["status"] in ("passed", "failed", "flagged")]
     by_status = {s: sum(1 for r in records if r["status"] == s) for s in STATUSES}
     return {
         "lab": lab_id, "title": title, "points": points,
@@ -145,6 +147,8 @@ def summary(records: list[dict], lab_id: str, title: str, points: float, run: di
         "errors": [{"learner": r["learner"], "kind": r.get("error_kind"), "reason": r.get("reason")}
                    for r in records if r["status"] == "error"],
         "missing": [r["learner"] for r in records if r["status"] == "missing"],
+        "flagged": [{"learner": r["learner"], "score": r.get("score"), "flags": r.get("flags") or []}
+                    for r in records if r["status"] == "flagged"],
     }
 
 
@@ -167,15 +171,23 @@ def write_report(out: Path, report: dict, records: list[dict], rates: list[dict]
             md.append(f"| {f['kind']} | `{f['value']}` | {_md(who)} |")
     else:
         md.append("No two submissions share a machine-id, a kube-system UID or an etcd cluster ID.")
+    md += ["", "## Flagged evidence", ""]
+    if report.get("flagged"):
+        md += ["Graded, but the evidence contradicts itself (edited after recording, recorded against another "
+               "course.yaml, or identity missing): look at these before accepting the score.", "",
+               "| learner | score | reasons |", "| --- | --- | --- |"]
+        md += [f"| {_md(f['learner'])} | {_pts(f['score'])} | {_md('; '.join(f['flags']))} |" for f in report["flagged"]]
+    else:
+        md.append("No evidence was flagged.")
     md += ["", "## Not graded", ""]
     if report["errors"]:
         md += ["These learners could not be graded (no score was given): fix the cause and run the same command "
                "again; it grades only them.", "", "| learner | kind | reason |", "| --- | --- | --- |"]
-        md += [f"| {e['learner']} | {e['kind']} | {_md(e['reason'] or '')} |" for e in report["errors"]]
+        md += [f"| {_md(e['learner'])} | {e['kind']} | {_md(e['reason'] or '')} |" for e in report["errors"]]
     else:
         md.append("Every learner was graded.")
     if report["missing"]:
-        md += ["", f"No evidence handed in (score 0): {', '.join(report['missing'])}."]
+        md += ["", f"No evidence handed in (score 0): {_md(', '.join(report['missing']))}."]
     md += ["", "## Pass rate of every check", "", "| check | passed | pass rate |", "| --- | --- | --- |"]
     for r in rates:
         rate = "–" if r["pass_rate"] is None else f"{100 * r['pass_rate']:.0f}%"
@@ -184,7 +196,7 @@ def write_report(out: Path, report: dict, records: list[dict], rates: list[dict]
            "| --- | --- | --- | --- |"]
     for r in records:
         score = "–" if r.get("score") is None else f"{r['score']:g}/{r['max']:g}"
-        md.append(f"| {r['learner']} | {score} | {r['status']} | {_md(r.get('reason') or '')} |")
+        md.append(f"| {_md(r['learner'])} | {score} | {r['status']} | {_md(r.get('reason') or '')} |")
     md_path = out / REPORT_MD
     _write(md_path, "\n".join(md) + "\n")
     return md_path, json_path
@@ -195,14 +207,16 @@ def _md(text: str) -> str:
 
 
 def print_report(console: Console, report: dict, records: list[dict], out: Path) -> None:
-    table = Table(title=f"{report['lab']} — {report['title']}", title_justify="left")
+    # Text() everywhere: learner names and reasons are data (a folder named `[/x]` is not rich markup)
+    table = Table(title=Text(f"{report['lab']} — {report['title']}"), title_justify="left")
     table.add_column("learner")
     table.add_column("score", justify="right")
     table.add_column("status")
     table.add_column("reason", overflow="fold")
     for r in records:
         score = "–" if r.get("score") is None else f"{r['score']:g}/{r['max']:g}"
-        table.add_row(r["learner"], score, Text(r["status"], style=STYLE.get(r["status"], "")), r.get("reason") or "")
+        table.add_row(Text(str(r["learner"])), Text(score), Text(r["status"], style=STYLE.get(r["status"], "")),
+                      Text(r.get("reason") or ""))
     console.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in report["by_status"].items() if n)
     run = report["this_run"]
@@ -213,6 +227,8 @@ def print_report(console: Console, report: dict, records: list[dict], out: Path)
         who = "; ".join(f"{l} ({', '.join(nodes)})" for l, nodes in f["where"].items())
         console.print(Text(f"possible copy: {len(f['learners'])} learners share {f['kind']} {f['value']}: {who}",
                            style="yellow"), soft_wrap=True)
+    for f in report.get("flagged", []):
+        console.print(Text(f"flagged: {f['learner']}: " + "; ".join(f["flags"]), style="bold red"), soft_wrap=True)
     if report["errors"]:
         console.print(Text(f"{len(report['errors'])} learner(s) could not be graded: see the reasons above; "
                            "run the same command again to grade only them", style="magenta"), soft_wrap=True)

@@ -51,6 +51,16 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def flagged(record: dict) -> dict:
+    """A graded learner whose evidence failed a consistency check (evidence/honesty.py) keeps the score and
+    gets status `flagged`, its reasons in `reason`; `graded_status` keeps passed/failed."""
+    flags = record.get("flags") or []
+    if not flags or record.get("status") not in ("passed", "failed"):
+        return record
+    return {**record, "graded_status": record["status"], "status": "flagged",
+            "reason": f"flagged ({len(flags)}): " + "; ".join(flags)}
+
+
 def grade_class(course: LoadedCourse, lab_id: str, inputs: list[LearnerInput], out: Path, *,
                 jobs: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, force: bool = False,
                 on_progress: Callable[[dict, bool], None] | None = None) -> ClassRun:
@@ -85,10 +95,13 @@ def grade_class(course: LoadedCourse, lab_id: str, inputs: list[LearnerInput], o
         head = {"learner": item.learner, "lab": lab_id, "mode": "live" if item.kind == "live" else "evidence",
                 "source": str(item.source) if item.source else item.where, "input_digest": digest,
                 "max": lab.points}
-        if item.kind == "missing":
-            record = {**head, "graded_at": _now(), "duration_s": 0.0, "status": "missing", "error_kind": None,
-                      "reason": f"no {lab_id}.evidence.json handed in", "score": 0.0, "raw_score": None,
-                      "raw_max": None, "identity": None, "result": None}
+        if item.kind in ("missing", "error"):
+            if item.kind == "missing":
+                body = {"status": "missing", "error_kind": None, "reason": f"no {lab_id}.evidence.json handed in",
+                        "score": 0.0, "raw_score": None, "raw_max": None, "identity": None, "result": None}
+            else:  # nothing to grade: the reason is the submission's shape, found while listing the class
+                body = worker.error_record("evidence", item.reason)
+            record = {**head, "graded_at": _now(), "duration_s": 0.0, **body}
             store.write(record)
             done[item.learner] = record
             run.graded += 1
@@ -110,7 +123,7 @@ def grade_class(course: LoadedCourse, lab_id: str, inputs: list[LearnerInput], o
             body = {**worker.error_record("timeout", outcome.value), "duration_s": timeout_s}
         else:
             body = worker.error_record("grader", outcome.value)
-        record = {**base[task.key], "graded_at": _now(), **body}
+        record = flagged({**base[task.key], "graded_at": _now(), **body})
         store.write(record)  # at once: a later crash or Ctrl-C never loses it
         done[task.key] = record
         run.graded += 1

@@ -4,7 +4,8 @@ A learner record:
 
     {"learner": "alice", "lab": "lab01", "mode": "evidence" | "live", "source": "<file>",
      "input_digest": "sha256:…", "graded_at": "…", "duration_s": 0.4,
-     "status": "passed" | "failed" | "error" | "missing",
+     "status": "passed" | "failed" | "flagged" | "error" | "missing",
+     "graded_status": "passed" | "failed" (only when flagged), "flags": [reasons] (evidence only),
      "error_kind": null | "infrastructure" | "evidence" | "ssh-config" | "grader" | "timeout",
      "reason": null | "one line", "score": 7.5 | null, "max": 10, "raw_score": 18, "raw_max": 24,
      "identity": {…from the evidence…} | null, "result": {…the LabResult…} | null}
@@ -47,6 +48,9 @@ class LearnerStore:
         self.folder = self.out / "learners"
 
     def path(self, learner: str) -> Path:
+        if learner.startswith(".") or "/" in learner or "\0" in learner or len(learner.encode()) > 200:
+            # a name no file can carry (an error row for a strange folder name): a stable stand-in
+            learner = "_" + hashlib.sha256(learner.encode()).hexdigest()[:24]
         return self.folder / f"{learner}.json"
 
     def read(self, learner: str) -> dict | None:

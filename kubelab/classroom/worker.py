@@ -148,8 +148,11 @@ def grade_evidence(course_root: str, lab_id: str, evidence_path: str) -> dict:
                                 clock=clock.now, sleep=clock.sleep)
     except KubelabError as e:
         return {**error_record("grader", e.problem), "duration_s": round(time.monotonic() - t0, 3)}
+    from kubelab.evidence.honesty import verify
+
     return {**result_record(result, points, "evidence"), "identity": evidence.identity,
-            "recorded_at": evidence.recorded_at, "duration_s": round(time.monotonic() - t0, 3)}
+            "recorded_at": evidence.recorded_at, "flags": verify(course, evidence, result),
+            "duration_s": round(time.monotonic() - t0, 3)}
 
 
 def grade_live(course_root: str, lab_id: str, ssh_config: str, evidence_out: str) -> dict:

@@ -18,12 +18,14 @@ import subprocess
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from kubelab import inputfiles
 from kubelab.errors import UsageError
 
 PROVIDERS = ("virtualbox", "libvirt", "vmware_desktop", "parallels")
 VBOX_NETWORKS_CONF = Path("/etc/vbox/networks.conf")
+MAX_FACTS_BYTES = 4 * inputfiles.MIB
 PROBE_TIMEOUT = 20  # seconds; `vagrant plugin list` boots Ruby and can take several seconds on a laptop
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
@@ -72,9 +74,10 @@ class HostFacts(BaseModel):
     providers: dict[str, Optional[str]] = Field(default_factory=lambda: {p: None for p in PROVIDERS})
     vagrant_vmware_utility: bool = False
     kvm: Optional[bool] = None  # /dev/kvm present (Linux only)
-    free_memory_mb: Optional[int] = None
-    total_memory_mb: Optional[int] = None
-    cpus: Optional[int] = None
+    # from a facts file, anything may arrive: a negative size is not a machine, never "ready"
+    free_memory_mb: Optional[StrictInt] = Field(None, ge=0, le=1 << 40)
+    total_memory_mb: Optional[StrictInt] = Field(None, ge=0, le=1 << 40)
+    cpus: Optional[StrictInt] = Field(None, ge=1, le=1 << 16)
     networks: list[HostNetwork] = Field(default_factory=list)
     vbox_networks_conf: Optional[str] = None  # content of /etc/vbox/networks.conf, None when it does not exist
     hyperv_enabled: Optional[bool] = None  # Windows (or WSL2): the Hyper-V hypervisor is running; None = unknown
@@ -97,17 +100,10 @@ def load_facts(path: Path | str) -> HostFacts:
     """Facts from a JSON file: a bare HostFacts object, or the `--json` report of `kubelab doctor` (its
     "facts" key), so a learner's report can be replayed as is. Any problem is a one-line UsageError."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"facts file {path} does not exist", "pass the JSON file written by `kubelab doctor --json`")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"facts file {path} cannot be read: {e}", "check the file's permissions and encoding")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"facts file {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}",
-                         "send the file exactly as `kubelab doctor --json FILE` wrote it")
+    fix = "send the file exactly as `kubelab doctor --json FILE` wrote it"
+    text = inputfiles.read_text(path, f"facts file {path}", MAX_FACTS_BYTES,
+                                "pass the JSON file written by `kubelab doctor --json`")
+    data = inputfiles.parse_json(text, f"facts file {path}", fix)
     if isinstance(data, dict) and isinstance(data.get("facts"), dict):
         data = data["facts"]
     if not isinstance(data, dict):

@@ -132,10 +132,11 @@ def check_vagrant(facts: HostFacts) -> list[Finding]:
             f"{where}install Vagrant {_v(MIN_VAGRANT)} or newer from {VAGRANT_INSTALL_URL}, open a new terminal, "
             "then run `kubelab doctor` again")]
     v = parse_version(facts.vagrant_version)
-    if v is None:
-        return [_warning(f"cannot tell Vagrant's version from {facts.vagrant_version!r}",
-                         "the provider compatibility checks below need it",
-                         "run `vagrant --version`; it should print `Vagrant X.Y.Z`")]
+    if v is None:  # not a Vagrant kubelab can vouch for: "ready" would be a guess
+        return [_error(f"cannot tell Vagrant's version from {facts.vagrant_version!r}",
+                       "kubelab needs Vagrant " + _v(MIN_VAGRANT) + " or newer, and the provider checks below need "
+                       "its version",
+                       "run `vagrant --version`; it should print `Vagrant X.Y.Z` (reinstall Vagrant if it does not)")]
     if v < MIN_VAGRANT:
         return [_error(f"Vagrant {facts.vagrant_version} is too old (kubelab needs {_v(MIN_VAGRANT)} or newer)",
                        MIN_VAGRANT_WHY + ".",

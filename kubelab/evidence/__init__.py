@@ -17,7 +17,7 @@ from kubelab.evidence.record import RecordingTarget
 from kubelab.evidence.replay import NotInEvidence, ReplayClock, ReplayTarget
 from kubelab.errors import UsageError
 
-__all__ = ["Evidence", "NotInEvidence", "comparable", "load", "record_lab", "replay_lab", "save"]
+__all__ = ["Evidence", "NotInEvidence", "comparable", "load", "record_lab", "replay_lab", "replay_and_verify", "save"]
 
 
 def record_lab(course: LoadedCourse, lab_id: str, target: Target) -> tuple[LabResult, Evidence]:
@@ -46,3 +46,11 @@ def comparable(result: dict) -> list[dict]:
     """The parts of a result that must agree between a live run and its replay."""
     keep = ("id", "status", "points", "max_points", "expected", "actual", "blocked_by", "message")
     return [{k: c[k] for k in keep} for c in result["checks"]]
+
+
+def replay_and_verify(course: LoadedCourse, lab_id: str, path: str | Path) -> tuple[LabResult, Evidence, list[str]]:
+    """replay_lab, plus the reasons to flag the evidence (honesty.verify): empty when nothing is inconsistent."""
+    from kubelab.evidence.honesty import verify
+
+    result, evidence = replay_lab(course, lab_id, path)
+    return result, evidence, verify(course, evidence, result)

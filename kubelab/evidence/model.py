@@ -12,8 +12,9 @@ Format `kubelab-evidence`, version 1, JSON (UTF-8):
      "result": {…the LabResult of the live run…},
      "digest": "sha256:…"}
 
-`digest` is the SHA-256 of the canonical JSON of every other field. It detects a damaged or edited
-file; it is not a signature (a learner owns the machine that records it)."""
+`digest` is the SHA-256 of the canonical JSON of every other field. It detects a damaged file or an
+edit made without recomputing it; it is not a signature: anyone can recompute it (a learner owns the
+machine that records it). What replay checks beyond it is in honesty.py."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kubelab import inputfiles
 from kubelab.errors import UsageError
 
 FORMAT = "kubelab-evidence"
 VERSION = 1
+MAX_BYTES = 256 * inputfiles.MIB  # a whole lab's observations are a few MiB; a bound keeps /dev/zero out
 
 
 class CommandObservation(BaseModel):
@@ -86,20 +89,28 @@ def save(evidence: Evidence, path: str | Path) -> Path:
 def load(path: str | Path) -> Evidence:
     path = Path(path)
     regen = f"record it again with `kubelab grade LAB --record {path.name}`"
+    what = f"evidence file {path}"
+    raw = inputfiles.read_bytes(path, what, MAX_BYTES, "pass the evidence file itself, or " + regen)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"evidence file {path} does not exist", "check the path, or " + regen)
-    except OSError as e:
-        raise UsageError(f"evidence file {path} cannot be read: {e.strerror}", "check its permissions")
-    try:
-        data = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"evidence file {path} is not text (corrupt)", regen)
+        raise UsageError(f"evidence file {path} is not text (corrupt)", regen) from None
+    try:
+        data = json.loads(text, parse_int=inputfiles.parse_int, parse_constant=inputfiles.no_constant)
     except json.JSONDecodeError as e:
-        # a file cut short (a copy interrupted, a quota hit) no longer ends with the closing brace
-        what = "corrupt" if raw.rstrip().endswith(b"}") else "truncated"
-        raise UsageError(f"evidence file {path} is {what}: invalid JSON at line {e.lineno}, column {e.colno}", regen)
+        stripped = raw.strip()
+        if not stripped.startswith(b"{"):
+            kind = "not JSON"
+        else:  # a file cut short (a copy interrupted, a quota hit) no longer ends with the closing brace
+            kind = "corrupt" if stripped.endswith(b"}") else "truncated"
+        raise UsageError(f"evidence file {path} is {kind}: invalid JSON at line {e.lineno}, column {e.colno}",
+                         regen) from None
+    except RecursionError:
+        raise UsageError(f"evidence file {path} nests data more than {inputfiles.MAX_DEPTH} levels deep", regen) from None
+    except ValueError as e:
+        raise UsageError(f"evidence file {path} holds a value kubelab refuses: {e}", regen) from None
+    if inputfiles.depth_of(data) > inputfiles.MAX_DEPTH:
+        raise UsageError(f"evidence file {path} nests data more than {inputfiles.MAX_DEPTH} levels deep", regen)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"{path} is not a kubelab evidence file", "pass a file written by `kubelab grade --record`")
     if data.get("version") != VERSION:

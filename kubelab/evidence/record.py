@@ -28,7 +28,8 @@ class RecordingBackend(BaseBackend):
     def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
         cmd = self.get_command(command, *args)  # sudo applied here, once; the inner backend runs it as is
         live = self.inner.run(cmd)
-        obs = CommandObservation(cmd=cmd, rc=live.rc, stdout=redact(live.stdout), stderr=redact(live.stderr))
+        # the command is the context: `cat` of a token file prints a bare token, any other line of hex is not one
+        obs = CommandObservation(cmd=cmd, rc=live.rc, stdout=redact(live.stdout, cmd), stderr=redact(live.stderr, cmd))
         self.log.append(obs)
         return self.result(obs.rc, self.encode(cmd), obs.stdout.encode(), obs.stderr.encode())
 

@@ -172,7 +172,12 @@ def _grade_from_evidence(lab_id: str, evidence_path: Path, course) -> float:
         result = run_lab_direct(loaded, lab_id, target, clock=clock.now, sleep=clock.sleep)
     except KubelabError as e:  # the grader itself (instructor side) failed
         raise GradingIncomplete(f"✗ could not grade {lab_id}: {e.problem}" + (f" — fix: {e.fix}" if e.fix else ""))
+    from kubelab.evidence.honesty import verify
+
     note = f"Graded from the evidence recorded {evidence.recorded_at} (no node was contacted)."
+    flags = verify(loaded, evidence, result)
+    if flags:  # graded, and the instructor is told why this evidence is not to be taken at face value
+        note += " FLAGGED for the instructor: " + "; ".join(flags) + "."
     if result.status == "error":
         note += (" Some checks could not be graded from this evidence (see the table): they earn nothing here; "
                  "the instructor reviews this submission.")

@@ -7,7 +7,7 @@ What `kubeadm init` leaves behind, phase by phase, and what the grader looks at:
 | certs | /etc/kubernetes/pki, apiserver.crt SANs | pki_files, apiserver_sans |
 | kubeconfig | admin/super-admin/controller-manager/scheduler/kubelet .conf | kubeconfigs |
 | etcd, control-plane | 4 static pod manifests, their mirror pods | static_pods, control_plane_pods, advertise_address, api_reachable |
-| kubelet-start | the Node with the private IP, the kubernetes endpoints | node_ip |
+| kubelet-start | the Node with the private IP, the kubernetes Service's EndpointSlices | node_ip |
 | upload-config | ConfigMaps kubeadm-config, kubelet-config | kubeadm_configmaps |
 | mark-control-plane | control-plane label and NoSchedule taint | control_plane_node |
 | bootstrap-token | RBAC for bootstrap tokens, the 24 h token Secret, kube-public/cluster-info | bootstrap_token, kubeadm_configmaps |
@@ -249,6 +249,34 @@ def test_advertise_address(host, node):
 # kubelet-start, mark-control-plane
 # ------------------------------------------------------------------------------------------------
 
+ENDPOINTSLICE_V1_SINCE = (1, 21)  # discovery.k8s.io/v1; 1.17-1.20 serve v1beta1 (same fields used here)
+
+
+def _kubernetes_endpoint_addresses(kube) -> list[str]:
+    """The ready addresses of Service default/kubernetes from its EndpointSlices (v1 Endpoints is deprecated since
+    1.33). Read with the client's generic call, so that the v1beta1 of older clusters works as well."""
+    import json
+
+    version = "v1" if cluster_minor(kube) >= ENDPOINTSLICE_V1_SINCE else "v1beta1"
+    client = kube.api_client
+    request = client.param_serialize(
+        "GET", f"/apis/discovery.k8s.io/{version}/namespaces/default/endpointslices",
+        query_params=[("labelSelector", "kubernetes.io/service-name=kubernetes")],
+        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    response = client.call_api(*request)
+    raw = response.read()
+    if response.status != 200:
+        fail("the EndpointSlices of Service default/kubernetes", f"HTTP {response.status} from the API server",
+             what=f"discovery.k8s.io/{version} EndpointSlices")
+    data = json.loads(raw)
+    addrs = set()
+    for sl in (data or {}).get("items") or []:
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is not False:  # unset means ready (API docs)
+                addrs.update(ep.get("addresses") or [])
+    return sorted(addrs)
+
+
 def _node(kube, name):
     items = kube.core.list_node(field_selector=f"metadata.name={name}").items
     if not items:
@@ -256,20 +284,20 @@ def _node(kube, name):
     return items[0]
 
 
-@check("The cluster knows the control plane by its private IP (Node address, kubernetes endpoints)", on="cluster",
+@check("The cluster knows the control plane by its private IP (Node address, kubernetes EndpointSlices)", on="cluster",
        points=1, needs=["api_reachable"],
        hint="Give the kubelet the private IP: nodeRegistration.kubeletExtraArgs `node-ip` in the kubeadm config "
             "(or KUBELET_EXTRA_ARGS=--node-ip=... in /etc/default/kubelet), then `sudo systemctl restart kubelet`; "
-            "otherwise the Node gets Vagrant's NAT address 10.0.2.15 and `kubectl logs`/`exec` fail. The endpoints "
-            "of Service default/kubernetes are the API server's advertise address.")
+            "otherwise the Node gets Vagrant's NAT address 10.0.2.15 and `kubectl logs`/`exec` fail. The "
+            "EndpointSlices of Service default/kubernetes carry the API server's advertise address.")
 def test_node_ip(kube, course):
     cp = _cp(course)
     node = _node(kube, cp.name)
     internal = [a.address for a in node.status.addresses or [] if a.type == "InternalIP"]
-    eps = kube.core.list_namespaced_endpoints("default", field_selector="metadata.name=kubernetes").items
-    addrs = sorted(a.ip for e in eps for s in e.subsets or [] for a in s.addresses or [])
-    expect_equal({f"InternalIP of Node {cp.name}": internal, "endpoints default/kubernetes": addrs},
-                 {f"InternalIP of Node {cp.name}": [str(cp.ip)], "endpoints default/kubernetes": [str(cp.ip)]},
+    addrs = _kubernetes_endpoint_addresses(kube)
+    expect_equal({f"InternalIP of Node {cp.name}": internal, "EndpointSlices of Service default/kubernetes": addrs},
+                 {f"InternalIP of Node {cp.name}": [str(cp.ip)],
+                  "EndpointSlices of Service default/kubernetes": [str(cp.ip)]},
                  what="addresses of the control plane")
 
 

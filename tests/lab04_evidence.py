@@ -302,9 +302,15 @@ class Sim136:
             if q.get("labelSelector") == "tier=control-plane":
                 pods = [p for p in pods if p["metadata"]["labels"].get("tier") == "control-plane"]
             return lst("PodList", pods)
-        if path == "/api/v1/namespaces/default/endpoints":
-            return lst("EndpointsList", [{"metadata": self._meta("kubernetes", "default"), "subsets": [
-                {"addresses": [{"ip": self.advertise}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}])
+        if path == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" \
+                and q.get("labelSelector") == "kubernetes.io/service-name=kubernetes":
+            # the EndpointSlice of Service default/kubernetes, which the API server's endpoint reconciler keeps
+            return 200, {"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": {},
+                         "items": [{"metadata": self._meta("kubernetes", "default", labels={
+                             "kubernetes.io/service-name": "kubernetes"}),
+                             "addressType": "IPv4",
+                             "endpoints": [{"addresses": [self.advertise], "conditions": {"ready": True}}],
+                             "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps", path)
         if m:
             return lst("ConfigMapList", self.configmaps(m.group(1)))

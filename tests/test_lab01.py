@@ -9,6 +9,7 @@ changed, as each test says."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import nbformat
@@ -213,8 +214,9 @@ def test_swap_from_a_unit_or_zram_fails_live(fresh_twins, tmp_path):
     try:
         for n, h in hosts.items():
             unit, body = ("swapfile.swap", SWAP_UNIT) if n == "worker" else ("zramswap.service", ZRAMSWAP_STAND_IN)
-            r = h.run("sudo -n sh -c %s", f"{no_fstab_swap} && printf %s {body!r} > /etc/systemd/system/{unit} && "
-                                          f"systemctl daemon-reload && systemctl enable -q {unit}")
+            b64 = base64.b64encode(body.encode()).decode()
+            r = h.run("sudo -n sh -c %s", f"{no_fstab_swap} && echo {b64} | base64 -d > /etc/systemd/system/{unit} "
+                                          f"&& systemctl daemon-reload && systemctl enable -q {unit}")
             assert r.rc == 0, r.stderr
         p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "swap-units")
         by_id = {c["id"]: c for c in result["checks"]}

@@ -188,7 +188,8 @@ def test_config_applied(host):
 
 @check("crictl is configured to talk to containerd", on="all", points=0.5,
        hint="Write `runtime-endpoint: unix:///run/containerd/containerd.sock` (and the same image-endpoint) "
-            "to /etc/crictl.yaml: without it crictl tries other runtimes' sockets first and warns.")
+            "to /etc/crictl.yaml: without it crictl tries other runtimes' sockets first and warns. (crictl itself is the "
+            "package cri-tools, installed from the Kubernetes repository in Lab 3; this file can be written before.)")
 def test_crictl_endpoint(host):
     import yaml
 

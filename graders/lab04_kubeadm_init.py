@@ -197,7 +197,8 @@ def test_static_pods(host):
 @check("The API server answers at https://<private IP>:6443 from every node", on="cluster", points=1,
        wait_s=30, interval_s=3,
        hint="`curl --cacert /etc/kubernetes/pki/ca.crt https://$KUBELAB_CONTROL_PLANE_IP:6443/readyz` on the "
-            "control plane; if it does not answer: `sudo crictl ps -a` and `sudo crictl logs <kube-apiserver id>`, "
+            "control plane; if it does not answer: `sudo crictl ps -a` and `sudo crictl logs <kube-apiserver id>` (crictl "
+            "is the package cri-tools, installed in Lab 3: kubeadm no longer pulls it in), "
             "`journalctl -u kubelet`. \"no alternative certificate subject name matches\": the certificate lacks the "
             "private IP, see the advertise address. From the worker it must answer too (Lab 5's join goes there).")
 def test_api_reachable(hosts, course):
@@ -216,7 +217,7 @@ def test_api_reachable(hosts, course):
        points=1, needs=["api_reachable"], wait_s=60, interval_s=5,
        hint="Their mirror pods in kube-system show what kubelet runs: `kubectl -n kube-system get pods -o wide`. "
             "One missing or not Running: is its manifest in /etc/kubernetes/manifests? `sudo crictl ps -a`, "
-            "`sudo crictl logs <id>`.")
+            "`sudo crictl logs <id>` (crictl: package cri-tools, Lab 3).")
 def test_control_plane_pods(kube, course):
     cp = _cp(course).name
     pods = kube.core.list_namespaced_pod("kube-system", label_selector="tier=control-plane").items

@@ -7,7 +7,8 @@ Two groups of checks:
   manager's --cluster-cidr) equal to course.yaml's pod_cidr and apart from the nodes' network, every node
   registered with its private IP, a podCIDR and Ready, the worker's TLS bootstrap finished (CSR approved,
   its own kubelet.conf and client certificate, the bootstrap kubeconfig gone), and the test pod `net-test`
-  that the notebook runs on the worker answering from the control plane.
+  that the notebook runs on the worker answering from the control plane, its logs readable through the API
+  server (API server -> the worker's kubelet, the path --node-ip is about).
 - flannel (only when versions.cni.name in course.yaml is flannel; skipped otherwise): its DaemonSet ready on
   every node, its net-conf Network equal to pod_cidr, told to use the private network (not the NAT NIC
   10.0.2.15 every Vagrant VM has), and the public IP it announces per node being the node's private IP.
@@ -360,6 +361,26 @@ def test_pod_reachable(kube, hosts, course):
     code = hosts[cp.name].run(f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 http://{ip}:{ports[0]}/").stdout.strip()
     expect_true(code.isdigit() and code != "000", "an HTTP answer", f"no answer (curl: {code or 'nothing'})",
                 what=f"curl http://{ip}:{ports[0]}/ from {cp.name}")
+
+
+@check(f"`kubectl logs {TEST_POD}` works: the API server reaches the worker's kubelet", on="cluster", points=1,
+       needs=["node_ready"],
+       hint="`kubectl logs` (and `exec`, `port-forward`) go from the API server to the kubelet of the pod's node, "
+            "at the Node's InternalIP, port 10250. An error naming 10.0.2.15 means the worker registered with "
+            "Vagrant's NAT address: give its kubelet --node-ip (Lab 3's /etc/default/kubelet) and restart it; a "
+            "timeout on the private IP means port 10250 is blocked between the nodes.")
+def test_pod_logs(kube):
+    # reading logs is an observation (GET pods/log): the grader creates nothing and runs nothing in the pod
+    try:
+        kube.core.read_namespaced_pod_log(TEST_POD, TEST_POD_NAMESPACE, tail_lines=1)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"pod {TEST_POD_NAMESPACE}/{TEST_POD}", "none", what="test pod")
+        try:
+            message = json.loads(e.body or "{}").get("message") or e.reason
+        except ValueError:
+            message = (e.body or e.reason or "").strip()
+        fail("its logs, through the API server", f"HTTP {e.status}: {message}"[:300], what=f"kubectl logs {TEST_POD}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -682,6 +682,31 @@ def test_evidence_holds_no_bootstrap_token(recorded):
 # last: the worker taken out of the cluster (destructive)
 # -------------------------------------------------------------------------------------------------
 
+def test_pod_logs_through_a_kubelet_on_the_nat_address_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on the live recording (healthy cluster: pod_logs passes there, see
+    test_joined_cluster_passes_every_cni_agnostic_check_and_replays) with the API server's answer to
+    GET pods/net-test/log changed to what it returns when the worker's kubelet sits at Vagrant's NAT address
+    (HTTP 500, `Get "https://10.0.2.15:10250/containerLogs/...": dial tcp 10.0.2.15:10250: i/o timeout`):
+    pod_logs fails with that message and the --node-ip hint; every other CNI-agnostic check still passes."""
+    course = cluster["course"]
+    edit = Edit(recorded["path"])
+    logs = [o for o in edit.ev.api if o.path.split("?")[0] == "/api/v1/namespaces/default/pods/net-test/log"]
+    assert logs, "the recording holds no GET of net-test's log"
+    url = "https://10.0.2.15:10250/containerLogs/default/net-test/web?tailLines=1"
+    for o in logs:
+        o.status = 500
+        o.data = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                             "message": f'Get "{url}": dial tcp 10.0.2.15:10250: i/o timeout', "code": 500})
+    result = _replay(course, edit, tmp_path / "logs-nat.json")
+    got = _by_id(result)
+    c = got["pod_logs[cluster]"]
+    assert str(c.status) == "fail" and "10.0.2.15:10250" in c.actual and "HTTP 500" in c.actual, (c.status, c.actual)
+    assert "--node-ip" in c.hint and c.expected != c.actual
+    others = [cid for cid, r in got.items() if cid != "pod_logs[cluster]" and cid.split("[")[0] not in FLANNEL_CHECKS
+              and str(r.status) != "pass"]
+    assert not others, others
+
+
 def test_worker_not_joined_blocks_its_checks(cluster, tmp_path):
     """real 1.20 cluster on twins, the worker made "not joined" (kubelet stopped, kubelet.conf and its
     certificates removed, Node deleted): node_registered fails on the worker with the join hint; every other
@@ -698,7 +723,8 @@ def test_worker_not_joined_blocks_its_checks(cluster, tmp_path):
     assert str(reg.status) == "fail" and "not joined" in reg.actual and "--print-join-command" in reg.hint
     blocked = {cid for cid, c in got.items() if str(c.status) == "blocked"}
     assert blocked == {"node_ip[worker]", "node_pod_cidr[worker]", "node_ready[worker]", "csr_approved[worker]",
-                       "kubelet_credentials[worker]", "bootstrap_gone[worker]", "pod_reachable[cluster]"}, blocked
+                       "kubelet_credentials[worker]", "bootstrap_gone[worker]", "pod_reachable[cluster]",
+                       "pod_logs[cluster]"}, blocked
     for cid in ("node_registered[master]", "node_ip[master]", "node_pod_cidr[master]", "node_ready[master]",
                 "pod_range[cluster]", "cni_config[master]"):
         assert str(got[cid].status) == "pass", (cid, got[cid].actual, got[cid].message)

@@ -3,6 +3,7 @@
 from kubelab.engine import check, expect_contains, expect_equal, expect_true
 from kubelab.nodefacts import (SYSCTL_GREP, active_fstab_swaps, effective_sysctl_config, listed_modules,
                                resolved_ipv4)
+from kubelab.swapfacts import SWAP_AT_BOOT, boot_swaps
 
 REQUIRED_MODULES = ("overlay", "br_netfilter")
 REQUIRED_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
@@ -16,10 +17,14 @@ def test_swap_off_now(host):
 
 
 @check("Swap stays off after a reboot", on="all", points=1,
-       hint="Comment out the swap line(s) in /etc/fstab, e.g. `sudo sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab`.")
+       hint="Comment out the swap line(s) in /etc/fstab, e.g. `sudo sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab`. "
+            "Swap can also come from a systemd .swap unit (`sudo systemctl mask <name>.swap`) or from zram: "
+            "`sudo systemctl disable --now zramswap` (zram-tools); for zram-generator, comment out the [zram0] "
+            "section of /etc/systemd/zram-generator.conf or remove the package systemd-zram-generator.")
 def test_swap_off_at_boot(host):
-    expect_equal(active_fstab_swaps(host.file("/etc/fstab").content_string), [],
-                 what="swap entries in /etc/fstab that mount at boot")
+    at_boot = [f"{s} (/etc/fstab)" for s in active_fstab_swaps(host.file("/etc/fstab").content_string)]
+    at_boot += boot_swaps(host.run(SWAP_AT_BOOT).stdout)
+    expect_equal(at_boot, [], what="what turns swap on at boot (/etc/fstab, systemd swap units, zram)")
 
 
 @check("overlay and br_netfilter are configured to load at boot", on="all", points=1,

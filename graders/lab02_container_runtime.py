@@ -5,7 +5,7 @@ from the file alone: an import, a misplaced table or a key the running version i
 Both layouts are understood: config version 2 (containerd 1.x) and version 3 (containerd 2.x).
 """
 
-from kubelab import aptfacts
+from kubelab import aptfacts, aptsources
 from kubelab import containerd_config as cc
 from kubelab.engine import check, expect_equal, expect_true, fail
 
@@ -26,19 +26,23 @@ def _dump(host) -> dict:
 
 @check("The course's containerd apt repository is configured with its signing key", on="all", points=1,
        hint="Download the repository key to the keyring path of the course ($KUBELAB_CONTAINERD_KEYRING) and write "
-            "the line $KUBELAB_CONTAINERD_APT_LINE to $KUBELAB_CONTAINERD_LIST_FILE (Step 1 of the notebook).")
+            "the line $KUBELAB_CONTAINERD_APT_LINE to $KUBELAB_CONTAINERD_LIST_FILE (Step 1 of the notebook). "
+            "The same repository as a deb822 stanza in a .sources file (Types: deb, URIs:, Suites:, Components:, "
+            "Signed-By:) counts too, as do options such as arch= in any order.")
 def test_apt_source(host, course):
     src = course.apt_source("containerd")
-    words = src.apt_line.split()
-    suite = words[3]
-    listed = host.run("cat %s", src.list_file)
-    line = aptfacts.matching_line(listed.stdout, src.url, suite, src.keyring) if listed.rc == 0 else None
-    shown = " | ".join(str(l.uri + " " + l.suite + " signed-by=" + l.options.get("signed-by", "(none)"))
-                       for l in aptfacts.deb_lines(listed.stdout)) or ("(no such file)" if listed.rc else "(no deb line)")
-    expect_true(line is not None, f"{src.url} {suite} signed-by={src.keyring}", shown, what=src.list_file)
-    key = host.file(src.keyring)
-    expect_true(key.exists and key.size > 0, f"{src.keyring} holding the repository key",
-                "(missing)" if not key.exists else "(empty)", what="keyring")
+    arch = host.run("dpkg --print-architecture").stdout.strip()
+    found = aptsources.course_repository(host.run(aptsources.LISTING).stdout, src.apt_line, arch)
+    expect_true(found.entry is not None, found.expected, found.actual, what="apt sources")
+    entry = found.entry
+    if entry.inline_key:
+        return  # the key is in the stanza itself (Signed-By: -----BEGIN PGP PUBLIC KEY BLOCK----- ...)
+    keys = {k: host.file(k) for k in entry.keyrings}
+    state = {k: "(missing)" if not f.exists else "(empty)" if f.size == 0 else "present" for k, f in keys.items()}
+    expect_true(any(v == "present" for v in state.values()),
+                f"{' or '.join(keys) or 'a keyring file'} holding the repository key (signed-by of {entry.file})",
+                ", ".join(f"{k} {v}" for k, v in state.items()) or f"signed-by={entry.signed_by}: no keyring file",
+                what="keyring")
 
 
 @check("containerd is installed from the course's repository", on="all", points=1, needs=["apt_source"],
@@ -184,7 +188,8 @@ def test_config_applied(host):
 
 @check("crictl is configured to talk to containerd", on="all", points=0.5,
        hint="Write `runtime-endpoint: unix:///run/containerd/containerd.sock` (and the same image-endpoint) "
-            "to /etc/crictl.yaml: without it crictl tries other runtimes' sockets first and warns.")
+            "to /etc/crictl.yaml: without it crictl tries other runtimes' sockets first and warns. (crictl itself is the "
+            "package cri-tools, installed from the Kubernetes repository in Lab 3; this file can be written before.)")
 def test_crictl_endpoint(host):
     import yaml
 

@@ -6,6 +6,7 @@ containerd must use comes from the installed kubeadm itself (`kubeadm config ima
 import json
 import shlex
 
+from kubelab import aptsources
 from kubelab import containerd_config as cc
 from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail
 
@@ -24,9 +25,10 @@ def _patch(course) -> str:
     return course.versions.kubernetes.patch
 
 
-def _apt_lines(text: str) -> list[str]:
-    """The active one-line sources of a .list file, blanks collapsed."""
-    return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+def _repository(host, course) -> aptsources.Finding:
+    """The course's Kubernetes repository as apt reads it on this node (either sources format, any file)."""
+    arch = host.run("dpkg --print-architecture").stdout.strip()
+    return aptsources.course_repository(host.run(aptsources.LISTING).stdout, _source(course).apt_line, arch)
 
 
 def extra_args(defaults_text: str) -> list[str]:
@@ -67,13 +69,11 @@ def test_containerd_active(host):
 @check("The Kubernetes apt repository of the course's minor version is configured", on="all", points=1,
        hint="pkgs.k8s.io has one repository per minor version. Write exactly the line of $KUBELAB_KUBERNETES_APT_LINE "
             "into $KUBELAB_KUBERNETES_LIST_FILE (`echo \"$KUBELAB_KUBERNETES_APT_LINE\" | sudo tee "
-            "$KUBELAB_KUBERNETES_LIST_FILE`), then `sudo apt-get update`.")
+            "$KUBELAB_KUBERNETES_LIST_FILE`), then `sudo apt-get update`. The same repository as a deb822 stanza in a "
+            ".sources file (Types: deb, URIs:, Suites: /, Signed-By:) counts too, as do options such as arch=.")
 def test_repository_line(host, course):
-    src = _source(course)
-    f = host.file(src.list_file)
-    lines = _apt_lines(f.content_string) if f.exists else []
-    expect_true(src.apt_line in lines, src.apt_line, " | ".join(lines) or f"(no {src.list_file})",
-                what=src.list_file)
+    found = _repository(host, course)
+    expect_true(found.entry is not None, found.expected, found.actual, what="apt sources")
 
 
 @check("The repository's signing key is installed where the apt line says", on="all", points=1,
@@ -81,20 +81,30 @@ def test_repository_line(host, course):
             "sudo gpg --dearmor -o $KUBELAB_KUBERNETES_KEYRING` (apt ignores an armored key in a .gpg file).")
 def test_keyring(host, course):
     src = _source(course)
-    f = host.file(src.keyring)
-    if not f.exists:
-        fail(f"an OpenPGP key in {src.keyring}", "no such file", what="keyring")
-    if src.dearmor:
-        # grep's exit status only: the dearmored key is binary, its bytes are no text to show
-        armored = host.run("grep -q -e '-----BEGIN PGP' %s", src.keyring).rc == 0
-        expect_true(not armored, "a dearmored (binary) key", "an armored (text) key: not dearmored",
-                    what=src.keyring)
-    # a throwaway GNUPGHOME: gpg would otherwise create ~/.gnupg, and the grader changes nothing
-    keys = host.run('d=$(mktemp -d) && gpg --homedir "$d" --batch --show-keys --with-colons %s; rc=$?; '
-                    'rm -rf "$d"; exit $rc', src.keyring)
+    entry = _repository(host, course).entry
+    if entry is not None and entry.inline_key:
+        # Signed-By holds the armored key itself: show it to gpg on the node, as apt would read it
+        keys = host.run('d=$(mktemp -d) && printf %%s %s | gpg --homedir "$d" --batch --show-keys --with-colons; '
+                        'rc=$?; rm -rf "$d"; exit $rc', aptsources.inline_key_text(entry))
+        where = f"the inline Signed-By key of {entry.file}"
+    else:
+        # the keyring the entry names (the course's path when the repository is not configured yet)
+        keyring = (entry.keyrings[0] if entry is not None and entry.keyrings else src.keyring)
+        f = host.file(keyring)
+        if not f.exists:
+            fail(f"an OpenPGP key in {keyring}", "no such file", what="keyring")
+        if keyring.endswith(".gpg"):
+            # grep's exit status only: the dearmored key is binary, its bytes are no text to show
+            armored = host.run("grep -q -e '-----BEGIN PGP' %s", keyring).rc == 0
+            expect_true(not armored, "a dearmored (binary) key", "an armored (text) key: not dearmored",
+                        what=keyring)
+        # a throwaway GNUPGHOME: gpg would otherwise create ~/.gnupg, and the grader changes nothing
+        keys = host.run('d=$(mktemp -d) && gpg --homedir "$d" --batch --show-keys --with-colons %s; rc=$?; '
+                        'rm -rf "$d"; exit $rc', keyring)
+        where = keyring
     pubs = [ln for ln in keys.stdout.splitlines() if ln.startswith("pub:")]
     expect_true(keys.rc == 0 and bool(pubs), "at least one public key", (keys.stderr.strip() or "no key")[:200],
-                what=f"gpg --show-keys {src.keyring}")
+                what=f"gpg --show-keys {where}")
 
 
 @check("kubelet, kubeadm and kubectl are installed at the course's version", on="all", points=2,

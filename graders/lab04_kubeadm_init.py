@@ -7,10 +7,10 @@ What `kubeadm init` leaves behind, phase by phase, and what the grader looks at:
 | certs | /etc/kubernetes/pki, apiserver.crt SANs | pki_files, apiserver_sans |
 | kubeconfig | admin/super-admin/controller-manager/scheduler/kubelet .conf | kubeconfigs |
 | etcd, control-plane | 4 static pod manifests, their mirror pods | static_pods, control_plane_pods, advertise_address, api_reachable |
-| kubelet-start | the Node with the private IP, the kubernetes endpoints | node_ip |
+| kubelet-start | the Node with the private IP, the kubernetes Service's EndpointSlices | node_ip |
 | upload-config | ConfigMaps kubeadm-config, kubelet-config | kubeadm_configmaps |
 | mark-control-plane | control-plane label and NoSchedule taint | control_plane_node |
-| bootstrap-token | the token Secret, kube-public/cluster-info | bootstrap_token, kubeadm_configmaps |
+| bootstrap-token | RBAC for bootstrap tokens, the 24 h token Secret, kube-public/cluster-info | bootstrap_token, kubeadm_configmaps |
 | addon | CoreDNS Deployment + kube-dns Service, kube-proxy DaemonSet | addons |
 | (after init) | the lab user's ~/.kube/config | lab_user_kubeconfig |
 
@@ -80,6 +80,30 @@ def _flags(manifest: dict) -> dict[str, str]:
     return out
 
 
+def _reaches_control_plane(host, server: str, course) -> bool:
+    """Whether a kubeconfig's server URL leads to the control plane's private IP, port 6443: the IP itself, or a
+    name (the node name of course.yaml, a controlPlaneEndpoint) that resolves to it on this node (/etc/hosts,
+    DNS: `getent ahostsv4`, as the components' resolver does)."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(server)
+        host_name, port = url.hostname, url.port
+    except ValueError:
+        return False
+    if url.scheme != "https" or port != 6443 or not host_name:
+        return False
+    ip = str(_cp(course).ip)
+    try:
+        return str(ipaddress.ip_address(host_name)) == ip
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", host_name):
+        return False
+    resolved = host.run("getent ahostsv4 %s", host_name).stdout.split()
+    return ip in resolved
+
+
 def _read_manifest(host, name: str) -> dict | None:
     r = host.run("sudo -n cat /etc/kubernetes/manifests/%s.yaml", name)
     if r.rc != 0:
@@ -136,7 +160,9 @@ def test_apiserver_sans(host, course):
 
 @check("kubeadm wrote the kubeconfig files, and admin.conf points at the private IP", on="control-plane", points=1,
        hint="The `kubeconfig` phase writes them to /etc/kubernetes (super-admin.conf since 1.29). A missing one: "
-            "`sudo kubeadm init phase kubeconfig <name>`; a wrong server address: see the advertise address.")
+            "`sudo kubeadm init phase kubeconfig <name>`; a wrong server address: see the advertise address. A "
+            "controlPlaneEndpoint by name (e.g. the node name) must resolve to the private IP on the control plane "
+            "(`getent ahostsv4 <name>`; Lab 1's /etc/hosts, not Debian's 127.0.1.1 line).")
 def test_kubeconfigs(host, course):
     version = _version_tuple(host.run("kubeadm version -o short").stdout)
     wanted = list(KUBECONFIGS) + (["super-admin.conf"] if version >= SUPER_ADMIN_SINCE else [])
@@ -147,7 +173,11 @@ def test_kubeconfigs(host, course):
         servers = [c["cluster"]["server"] for c in yaml.safe_load(conf.stdout)["clusters"]]
     except Exception:
         servers = ["(not a kubeconfig)"]
-    expect_equal(servers, [_api_url(course)], what="server in admin.conf")
+    cp = _cp(course)
+    # a controlPlaneEndpoint such as master:6443 is as right as the IP, when the name leads to the private IP here
+    ok = len(servers) == 1 and _reaches_control_plane(host, servers[0], course)
+    expect_true(ok, f"{_api_url(course)} (or https://<a name resolving to {cp.ip}, such as {cp.name}>:6443)",
+                ", ".join(servers), what="server in admin.conf")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -167,7 +197,8 @@ def test_static_pods(host):
 @check("The API server answers at https://<private IP>:6443 from every node", on="cluster", points=1,
        wait_s=30, interval_s=3,
        hint="`curl --cacert /etc/kubernetes/pki/ca.crt https://$KUBELAB_CONTROL_PLANE_IP:6443/readyz` on the "
-            "control plane; if it does not answer: `sudo crictl ps -a` and `sudo crictl logs <kube-apiserver id>`, "
+            "control plane; if it does not answer: `sudo crictl ps -a` and `sudo crictl logs <kube-apiserver id>` (crictl "
+            "is the package cri-tools, installed in Lab 3: kubeadm no longer pulls it in), "
             "`journalctl -u kubelet`. \"no alternative certificate subject name matches\": the certificate lacks the "
             "private IP, see the advertise address. From the worker it must answer too (Lab 5's join goes there).")
 def test_api_reachable(hosts, course):
@@ -186,7 +217,7 @@ def test_api_reachable(hosts, course):
        points=1, needs=["api_reachable"], wait_s=60, interval_s=5,
        hint="Their mirror pods in kube-system show what kubelet runs: `kubectl -n kube-system get pods -o wide`. "
             "One missing or not Running: is its manifest in /etc/kubernetes/manifests? `sudo crictl ps -a`, "
-            "`sudo crictl logs <id>`.")
+            "`sudo crictl logs <id>` (crictl: package cri-tools, Lab 3).")
 def test_control_plane_pods(kube, course):
     cp = _cp(course).name
     pods = kube.core.list_namespaced_pod("kube-system", label_selector="tier=control-plane").items
@@ -219,6 +250,34 @@ def test_advertise_address(host, node):
 # kubelet-start, mark-control-plane
 # ------------------------------------------------------------------------------------------------
 
+ENDPOINTSLICE_V1_SINCE = (1, 21)  # discovery.k8s.io/v1; 1.17-1.20 serve v1beta1 (same fields used here)
+
+
+def _kubernetes_endpoint_addresses(kube) -> list[str]:
+    """The ready addresses of Service default/kubernetes from its EndpointSlices (v1 Endpoints is deprecated since
+    1.33). Read with the client's generic call, so that the v1beta1 of older clusters works as well."""
+    import json
+
+    version = "v1" if cluster_minor(kube) >= ENDPOINTSLICE_V1_SINCE else "v1beta1"
+    client = kube.api_client
+    request = client.param_serialize(
+        "GET", f"/apis/discovery.k8s.io/{version}/namespaces/default/endpointslices",
+        query_params=[("labelSelector", "kubernetes.io/service-name=kubernetes")],
+        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    response = client.call_api(*request)
+    raw = response.read()
+    if response.status != 200:
+        fail("the EndpointSlices of Service default/kubernetes", f"HTTP {response.status} from the API server",
+             what=f"discovery.k8s.io/{version} EndpointSlices")
+    data = json.loads(raw)
+    addrs = set()
+    for sl in (data or {}).get("items") or []:
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is not False:  # unset means ready (API docs)
+                addrs.update(ep.get("addresses") or [])
+    return sorted(addrs)
+
+
 def _node(kube, name):
     items = kube.core.list_node(field_selector=f"metadata.name={name}").items
     if not items:
@@ -226,20 +285,20 @@ def _node(kube, name):
     return items[0]
 
 
-@check("The cluster knows the control plane by its private IP (Node address, kubernetes endpoints)", on="cluster",
+@check("The cluster knows the control plane by its private IP (Node address, kubernetes EndpointSlices)", on="cluster",
        points=1, needs=["api_reachable"],
        hint="Give the kubelet the private IP: nodeRegistration.kubeletExtraArgs `node-ip` in the kubeadm config "
             "(or KUBELET_EXTRA_ARGS=--node-ip=... in /etc/default/kubelet), then `sudo systemctl restart kubelet`; "
-            "otherwise the Node gets Vagrant's NAT address 10.0.2.15 and `kubectl logs`/`exec` fail. The endpoints "
-            "of Service default/kubernetes are the API server's advertise address.")
+            "otherwise the Node gets Vagrant's NAT address 10.0.2.15 and `kubectl logs`/`exec` fail. The "
+            "EndpointSlices of Service default/kubernetes carry the API server's advertise address.")
 def test_node_ip(kube, course):
     cp = _cp(course)
     node = _node(kube, cp.name)
     internal = [a.address for a in node.status.addresses or [] if a.type == "InternalIP"]
-    eps = kube.core.list_namespaced_endpoints("default", field_selector="metadata.name=kubernetes").items
-    addrs = sorted(a.ip for e in eps for s in e.subsets or [] for a in s.addresses or [])
-    expect_equal({f"InternalIP of Node {cp.name}": internal, "endpoints default/kubernetes": addrs},
-                 {f"InternalIP of Node {cp.name}": [str(cp.ip)], "endpoints default/kubernetes": [str(cp.ip)]},
+    addrs = _kubernetes_endpoint_addresses(kube)
+    expect_equal({f"InternalIP of Node {cp.name}": internal, "EndpointSlices of Service default/kubernetes": addrs},
+                 {f"InternalIP of Node {cp.name}": [str(cp.ip)],
+                  "EndpointSlices of Service default/kubernetes": [str(cp.ip)]},
                  what="addresses of the control plane")
 
 
@@ -295,25 +354,59 @@ def test_pinned_version(kube, course):
     expect_equal(kube.version.git_version, "v" + course.versions.kubernetes.patch, what="API server /version")
 
 
-@check("A bootstrap token is ready for the worker to join", on="cluster", points=1, needs=["api_reachable"],
-       hint="The `bootstrap-token` phase creates one valid for 24 h. Expired or deleted: "
-            "`sudo kubeadm token create --print-join-command` (Lab 5 uses it).")
-def test_bootstrap_token(kube, hosts, course):
-    now = _now(hosts[_cp(course).name])
+# What the bootstrap-token phase leaves that outlives its token: the default token lives 24 h and the controller
+# manager's token cleaner deletes it when it expires, so a correct Lab 4 regraded the next day has no token. The
+# RBAC that lets any token of the default group join stays (kubeadm's bootstraptoken/node package).
+BOOTSTRAP_BINDINGS = {"kubeadm:kubelet-bootstrap": "system:node-bootstrapper",
+                      "kubeadm:node-autoapprove-bootstrap":
+                          "system:certificates.k8s.io:certificatesigningrequests:nodeclient"}
+
+
+def _usable_tokens(kube, now: int) -> tuple[list[str], list[str]]:
+    """(usable default-group token Secrets, the others as `name (why)`)."""
     secrets = kube.core.list_namespaced_secret(
         "kube-system", field_selector="type=bootstrap.kubernetes.io/token").items
-    usable = []
+    usable, other = [], []
     for s in secrets:
         data = {k: b64decode(v).decode() for k, v in (s.data or {}).items() if k != "token-secret"}
         exp = data.get("expiration")
         left = (calendar.timegm(datetime.fromisoformat(exp.replace("Z", "+00:00")).utctimetuple()) - now
                 if exp else None)
-        if data.get("usage-bootstrap-authentication") == "true" and TOKEN_GROUP in data.get("auth-extra-groups", "") \
-                and (left is None or left > 0):
+        if left is not None and left <= 0:
+            other.append(f"{s.metadata.name} (expired)")
+        elif data.get("usage-bootstrap-authentication") != "true" or TOKEN_GROUP not in data.get("auth-extra-groups", ""):
+            other.append(f"{s.metadata.name} (not for joining nodes)")
+        else:
             usable.append(s.metadata.name)
-    expect_true(bool(usable), f"a bootstrap-token-* Secret for authentication in {TOKEN_GROUP}, not expired",
-                ", ".join(f"{s.metadata.name} (expired or unusable)" for s in secrets) or "none",
-                what="bootstrap tokens in kube-system")
+    return usable, other
+
+
+@check("Bootstrap tokens can join the worker: kubeadm's RBAC for them is in place", on="cluster", points=1,
+       needs=["api_reachable"],
+       hint="The `bootstrap-token` phase binds the group system:bootstrappers:kubeadm:default-node-token to the "
+            "roles a joining kubelet needs (ClusterRoleBindings kubeadm:kubelet-bootstrap and "
+            "kubeadm:node-autoapprove-bootstrap) and creates a token valid for 24 h. Missing bindings: "
+            "`sudo kubeadm init phase bootstrap-token`. The token itself expiring (the token cleaner then deletes "
+            "it) is expected, not a fault: Lab 5 makes a fresh one with "
+            "`sudo kubeadm token create --print-join-command`.")
+def test_bootstrap_token(kube, hosts, course):
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(kube.api_client)
+    got = {}
+    for name, role in BOOTSTRAP_BINDINGS.items():
+        items = rbac.list_cluster_role_binding(field_selector=f"metadata.name={name}").items
+        if not items:
+            got[name] = "missing"
+            continue
+        groups = [s.name for s in items[0].subjects or [] if s.kind == "Group"]
+        got[name] = "ok" if items[0].role_ref.name == role and TOKEN_GROUP in groups else \
+            f"binds {', '.join(groups) or 'no group'} to {items[0].role_ref.name}"
+    usable, other = _usable_tokens(kube, _now(hosts[_cp(course).name]))
+    # a token is not required (see BOOTSTRAP_BINDINGS); shown when the bindings fail, to help the learner
+    tokens = ", ".join(usable + other) or "none left (expired tokens are deleted by the token cleaner)"
+    expect_equal(got, {name: "ok" for name in BOOTSTRAP_BINDINGS},
+                 what=f"ClusterRoleBindings for {TOKEN_GROUP} (tokens: {tokens})")
 
 
 @check("kubeadm installed its addons: CoreDNS behind kube-dns, and kube-proxy", on="cluster", points=1,

@@ -7,7 +7,8 @@ Two groups of checks:
   manager's --cluster-cidr) equal to course.yaml's pod_cidr and apart from the nodes' network, every node
   registered with its private IP, a podCIDR and Ready, the worker's TLS bootstrap finished (CSR approved,
   its own kubelet.conf and client certificate, the bootstrap kubeconfig gone), and the test pod `net-test`
-  that the notebook runs on the worker answering from the control plane.
+  that the notebook runs on the worker answering from the control plane, its logs readable through the API
+  server (API server -> the worker's kubelet, the path --node-ip is about).
 - flannel (only when versions.cni.name in course.yaml is flannel; skipped otherwise): its DaemonSet ready on
   every node, its net-conf Network equal to pod_cidr, told to use the private network (not the NAT NIC
   10.0.2.15 every Vagrant VM has), and the public IP it announces per node being the node's private IP.
@@ -36,6 +37,9 @@ LEASE_FRESH_S = 40               # kubelet renews its node Lease every 10 s; nod
 NAT_IP = "10.0.2.15"             # Vagrant's NAT NIC: the same address on every VM
 KUBELET_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 FLANNEL_PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
+FLANNEL_PUBLIC_IP_OVERWRITE = "flannel.alpha.coreos.com/public-ip-overwrite"
+# flanneld sets every flag not given on its command line from FLANNELD_<FLAG> (flagutil.SetFlagsFromEnv)
+FLANNEL_ENV_FLAGS = ("iface", "iface-regex", "iface-can-reach")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -76,6 +80,24 @@ def _flannel_container(ds):
     return next((c for c in containers if "flanneld" in " ".join(c.command or [])), containers[0] if containers else None)
 
 
+def flannel_args(args, env):
+    """flanneld's effective interface flags: its command line, plus FLANNELD_IFACE, FLANNELD_IFACE_REGEX and
+    FLANNELD_IFACE_CAN_REACH for a flag the command line leaves out. `env` is the container's env list (values
+    given literally; one from a ConfigMap or field reference is not known here and not used)."""
+    out = list(args)
+    values = {}
+    for e in env:
+        name = e.get("name") if isinstance(e, dict) else getattr(e, "name", None)
+        value = e.get("value") if isinstance(e, dict) else getattr(e, "value", None)
+        if name and value:
+            values[name] = value
+    for flag in FLANNEL_ENV_FLAGS:
+        value = values.get("FLANNELD_" + flag.upper().replace("-", "_"))
+        if value and not _flag(args, flag):
+            out.append(f"--{flag}={value}")
+    return out
+
+
 def parse_addresses(text):
     """`ip -o -4 addr show` → [(interface, address)] in the kernel's order."""
     out = []
@@ -86,11 +108,16 @@ def parse_addresses(text):
     return out
 
 
-def flannel_choice(args, addresses, route_src=None):
-    """The IPv4 address flanneld picks for inter-node traffic, as flannel's LookupExtIface does:
+def flannel_choice(args, addresses, route_src=None, public_ip=None):
+    """The IPv4 address flanneld picks for inter-node traffic, as flannel's main.go and LookupExtIface do:
     --iface (IP or name, first that exists), else --iface-regex (first matching address, then name),
-    else --iface-can-reach (the source address of the route to it), else the default route's interface.
+    else --iface-can-reach (the source address of the route to it); with none of them, the interface holding
+    the Node's public-ip-overwrite annotation (`public_ip`), else the default route's interface.
     `route_src(target)` answers `ip route get` on the node; `addresses` is parse_addresses() output."""
+    if public_ip and not any(_flag(args, f) for f in FLANNEL_ENV_FLAGS):
+        held = any(ip == public_ip for _, ip in addresses)
+        return (public_ip if held else f"{public_ip} (on no interface of the node: flanneld exits)",
+                f"the interface holding {FLANNEL_PUBLIC_IP_OVERWRITE}={public_ip}")
     for want in _flag(args, "iface"):
         for dev, ip in addresses:
             if want in (dev, ip):
@@ -336,6 +363,26 @@ def test_pod_reachable(kube, hosts, course):
                 what=f"curl http://{ip}:{ports[0]}/ from {cp.name}")
 
 
+@check(f"`kubectl logs {TEST_POD}` works: the API server reaches the worker's kubelet", on="cluster", points=1,
+       needs=["node_ready"],
+       hint="`kubectl logs` (and `exec`, `port-forward`) go from the API server to the kubelet of the pod's node, "
+            "at the Node's InternalIP, port 10250. An error naming 10.0.2.15 means the worker registered with "
+            "Vagrant's NAT address: give its kubelet --node-ip (Lab 3's /etc/default/kubelet) and restart it; a "
+            "timeout on the private IP means port 10250 is blocked between the nodes.")
+def test_pod_logs(kube):
+    # reading logs is an observation (GET pods/log): the grader creates nothing and runs nothing in the pod
+    try:
+        kube.core.read_namespaced_pod_log(TEST_POD, TEST_POD_NAMESPACE, tail_lines=1)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"pod {TEST_POD_NAMESPACE}/{TEST_POD}", "none", what="test pod")
+        try:
+            message = json.loads(e.body or "{}").get("message") or e.reason
+        except ValueError:
+            message = (e.body or e.reason or "").strip()
+        fail("its logs, through the API server", f"HTTP {e.status}: {message}"[:300], what=f"kubectl logs {TEST_POD}")
+
+
 # ------------------------------------------------------------------------------------------------
 # flannel (versions.cni.name == flannel)
 # ------------------------------------------------------------------------------------------------
@@ -375,14 +422,17 @@ def test_flannel_network(kube, course):
 @check("flannel is told to use its private network interface", on="all", points=1, needs=["flannel_ready"],
        hint="Without a choice flannel takes the default route's NIC: on Vagrant that is the NAT NIC, 10.0.2.15 on "
             "every VM. Add `--iface-regex=<private subnet as a regex>` (e.g. ^192[.]168[.]56[.]) to the kube-flannel "
-            "container's args in kube-flannel.yml (or --iface-can-reach / --iface with the private NIC), apply again.")
+            "container's args in kube-flannel.yml (or --iface-can-reach / --iface with the private NIC, or the same "
+            "as FLANNELD_IFACE_REGEX / FLANNELD_IFACE_CAN_REACH / FLANNELD_IFACE environment variables), apply "
+            "again. The node annotation flannel.alpha.coreos.com/public-ip-overwrite=<private IP> also works.")
 def test_flannel_iface(kube, host, node, course):
     _flannel(course)
     ds = _flannel_daemonsets(kube)[0]
     c = _flannel_container(ds)
-    args = list(c.command or []) + list(c.args or [])
+    args = flannel_args(list(c.command or []) + list(c.args or []), c.env or [])
+    overwrite = (_read_node(kube, node.name).metadata.annotations or {}).get(FLANNEL_PUBLIC_IP_OVERWRITE)
     addresses = parse_addresses(host.run("ip -o -4 addr show").stdout)
-    ip, why = flannel_choice(args, addresses, _route_src(host))
+    ip, why = flannel_choice(args, addresses, _route_src(host), public_ip=overwrite)
     expect_equal(ip, str(node.ip), what=f"address flannel picks on {node.name} ({why})")
 
 

@@ -1,52 +1,12 @@
-"""apt facts as graders observe them (one-line .list sources, `apt-cache policy`): pure parsing, no I/O."""
+"""apt facts as graders observe them (`apt-cache policy`): pure parsing, no I/O. Sources: kubelab.aptsources."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-@dataclass(frozen=True)
-class DebLine:
-    uri: str
-    suite: str
-    components: tuple[str, ...]
-    options: dict[str, str] = field(default_factory=dict)
-
-
-def deb_lines(text: str) -> list[DebLine]:
-    """The enabled `deb` lines of a one-line-style .list file, options such as signed-by= included."""
-    out = []
-    for raw in text.splitlines():
-        words = raw.split("#", 1)[0].split()
-        if not words or words[0] != "deb":
-            continue
-        words = words[1:]
-        options: dict[str, str] = {}
-        if words and words[0].startswith("["):
-            opts = []
-            while words:
-                w = words.pop(0)
-                opts.append(w)
-                if w.endswith("]"):
-                    break
-            for opt in " ".join(opts).strip("[]").split():
-                k, _, v = opt.partition("=")
-                options[k] = v
-        if len(words) >= 2:
-            out.append(DebLine(words[0], words[1], tuple(words[2:]), options))
-    return out
+from dataclasses import dataclass
 
 
 def same_uri(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
-
-
-def matching_line(text: str, uri: str, suite: str, keyring: str) -> DebLine | None:
-    """The line of `text` that uses repository `uri` and suite `suite`, signed by `keyring`."""
-    for line in deb_lines(text):
-        if same_uri(line.uri, uri) and line.suite == suite and line.options.get("signed-by") == keyring:
-            return line
-    return None
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ MISTAKES = {
     "calico_cidr": "kubeadm init --pod-network-cidr=192.168.0.0/16",
     # kubeadm from another minor (Lab 3 not pinned): init picks that version
     "wrong_version": "kubeadm v1.35.2 installed instead of the pinned patch",
-    # grading a day later: the 24 h token has expired
-    "token_expired": "the bootstrap token's 24 h ran out",
+    # init without the bootstrap-token phase: no RBAC for joining tokens, no token, no cluster-info
+    "skip_bootstrap_token": "kubeadm init --skip-phases=bootstrap-token",
     # kubeadm init --skip-phases=addon/kube-proxy (or proxy.disabled: true)
     "no_kube_proxy": "kubeadm init --skip-phases=addon/kube-proxy",
     # super-admin.conf deleted (someone read it is "not needed")
@@ -88,11 +88,21 @@ class Sim136:
 
     course: object            # the course model (course.yaml)
     mistake: str | None = None
+    # a correct init graded again the next day (no mistake): the 24 h token has expired ("expired"), and the
+    # controller manager's token cleaner has deleted it ("cleaned", what a regrade really sees)
+    next_day: str | None = None
+    # init with controlPlaneEndpoint <node name>:6443: the kubeconfigs name the control plane, which /etc/hosts
+    # resolves to the private IP ("name", Lab 1's /etc/hosts) or to Debian's 127.0.1.1 line ("name_loopback")
+    endpoint: str | None = None
     _cert_pem: str = field(default="", repr=False)
 
     def __post_init__(self):
         if self.mistake is not None and self.mistake not in MISTAKES:
             raise ValueError(self.mistake)
+        if self.next_day not in (None, "expired", "cleaned"):
+            raise ValueError(self.next_day)
+        if self.endpoint not in (None, "name", "name_loopback"):
+            raise ValueError(self.endpoint)
         m = self.course
         self.cp = m.control_plane
         self.version = "v1.35.2" if self.mistake == "wrong_version" else "v" + m.versions.kubernetes.patch
@@ -111,7 +121,7 @@ class Sim136:
         return yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "kubernetes-admin@kubernetes",
             "clusters": [{"name": "kubernetes", "cluster": {"certificate-authority-data": "LS0tLS1CRUdJTi1DQQ==",
-                                                             "server": f"https://{self.advertise}:6443"}}],
+                                                             "server": f"https://{self.cp.name if self.endpoint else self.advertise}:6443"}}],
             "contexts": [{"name": "kubernetes-admin@kubernetes",
                           "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}],
             "users": [{"name": "kubernetes-admin", "user": {"client-certificate-data": "LS0tLS1CRUdJTi1DRVJU",
@@ -155,6 +165,9 @@ class Sim136:
             return 0, "ok", ""
         if not cp:
             raise AssertionError(f"the simulation has no answer for `{cmd}` on {node}")
+        if cmd == f"getent ahostsv4 {self.cp.name}" and self.endpoint:
+            ip = "127.0.1.1" if self.endpoint == "name_loopback" else str(self.cp.ip)
+            return 0, f"{ip}       STREAM {self.cp.name}\n{ip}       DGRAM  \n{ip}       RAW    \n", ""
         if cmd == "sudo -n find /etc/kubernetes/pki -type f":
             return 0, "".join(f"/etc/kubernetes/pki/{f}\n" for f in KUBEADM_PKI), ""
         if cmd == "cat /etc/kubernetes/pki/apiserver.crt":
@@ -235,8 +248,13 @@ class Sim136:
 
     def configmaps(self, ns: str) -> list[dict]:
         if ns == "kube-public":
-            return [{"metadata": self._meta("cluster-info", ns), "data": {"kubeconfig": "apiVersion: v1\n"}},
-                    {"metadata": self._meta("kube-root-ca.crt", ns), "data": {"ca.crt": "x"}}]
+            # the bootstrap signer adds jws-kubeconfig-<token-id> for each signing token and drops it with the token
+            info = {"kubeconfig": "apiVersion: v1\n"}
+            if self.token_secrets():
+                info["jws-kubeconfig-k7q2m9"] = "eyJhbGciOiJIUzI1NiIsImtpZCI6Ims3cTJtOSJ9..c2ln"
+            return ([] if self.mistake == "skip_bootstrap_token" else
+                    [{"metadata": self._meta("cluster-info", ns), "data": info}]) + \
+                [{"metadata": self._meta("kube-root-ca.crt", ns), "data": {"ca.crt": "x"}}]
         cluster_cfg = yaml.safe_dump({
             "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "clusterName": "kubernetes",
             "kubernetesVersion": self.version, "certificatesDir": "/etc/kubernetes/pki",
@@ -249,7 +267,9 @@ class Sim136:
                 {"metadata": self._meta("kube-root-ca.crt", ns), "data": {"ca.crt": "x"}}]
 
     def token_secrets(self) -> list[dict]:
-        exp = NOW - 3600 if self.mistake == "token_expired" else NOW + 23 * 3600
+        if self.mistake == "skip_bootstrap_token" or self.next_day == "cleaned":
+            return []
+        exp = NOW - 3600 if self.next_day == "expired" else NOW + 23 * 3600
         data = {"auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token", "description":
                 "The default bootstrap token generated by 'kubeadm init'.", "expiration": _ts(exp),
                 "token-id": "k7q2m9", "token-secret": "(simulated)", "usage-bootstrap-authentication": "true",
@@ -283,14 +303,30 @@ class Sim136:
             if q.get("labelSelector") == "tier=control-plane":
                 pods = [p for p in pods if p["metadata"]["labels"].get("tier") == "control-plane"]
             return lst("PodList", pods)
-        if path == "/api/v1/namespaces/default/endpoints":
-            return lst("EndpointsList", [{"metadata": self._meta("kubernetes", "default"), "subsets": [
-                {"addresses": [{"ip": self.advertise}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}])
+        if path == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" \
+                and q.get("labelSelector") == "kubernetes.io/service-name=kubernetes":
+            # the EndpointSlice of Service default/kubernetes, which the API server's endpoint reconciler keeps
+            return 200, {"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": {},
+                         "items": [{"metadata": self._meta("kubernetes", "default", labels={
+                             "kubernetes.io/service-name": "kubernetes"}),
+                             "addressType": "IPv4",
+                             "endpoints": [{"addresses": [self.advertise], "conditions": {"ready": True}}],
+                             "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps", path)
         if m:
             return lst("ConfigMapList", self.configmaps(m.group(1)))
         if path == "/api/v1/namespaces/kube-system/secrets" and sel == "type=bootstrap.kubernetes.io/token":
             return 200, {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": self.token_secrets()}
+        if path == "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings":
+            group = {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                     "name": "system:bootstrappers:kubeadm:default-node-token"}
+            crbs = [] if self.mistake == "skip_bootstrap_token" else [
+                {"metadata": self._meta(name), "subjects": [group],
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}}
+                for name, role in (("kubeadm:kubelet-bootstrap", "system:node-bootstrapper"),
+                                   ("kubeadm:node-autoapprove-bootstrap",
+                                    "system:certificates.k8s.io:certificatesigningrequests:nodeclient"))]
+            return lst("ClusterRoleBindingList", crbs)
         if path == "/apis/apps/v1/namespaces/kube-system/deployments":
             return lst("DeploymentList", [{"metadata": self._meta("coredns", "kube-system", labels={"k8s-app": "kube-dns"}),
                                            "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},

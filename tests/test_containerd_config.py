@@ -134,20 +134,6 @@ def test_public_captures_with_systemd_cgroup(name, version):
 
 # -- apt --------------------------------------------------------------------------------------------
 
-def test_deb_lines_and_matching():
-    text = ("# Docker\ndeb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian "
-            "bookworm stable\n#deb http://old bookworm main\n")
-    (line,) = aptfacts.deb_lines(text)
-    assert line.uri == "https://download.docker.com/linux/debian" and line.components == ("stable",)
-    assert line.options == {"arch": "amd64", "signed-by": "/etc/apt/keyrings/docker.asc"}
-    assert aptfacts.matching_line(text, "https://download.docker.com/linux/debian/", "bookworm",
-                                  "/etc/apt/keyrings/docker.asc")
-    assert not aptfacts.matching_line(text, "https://download.docker.com/linux/debian", "bookworm",
-                                      "/etc/apt/keyrings/docker.gpg")
-    flat = "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /\n"
-    assert aptfacts.deb_lines(flat)[0].suite == "/"
-
-
 POLICY = """containerd:
   Installed: 1.6.20~ds1-1+deb12u3
   Candidate: 1.6.20~ds1-1+deb12u3

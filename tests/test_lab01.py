@@ -9,6 +9,7 @@ changed, as each test says."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import nbformat
@@ -180,3 +181,60 @@ def test_what_a_twin_cannot_show_fails_from_its_recording(fresh_twins, tmp_path,
     assert hint_word in c.hint
     assert {cid for cid, r in by_id.items() if r.status is Status.BLOCKED} == blocked
     assert {cid for cid, r in by_id.items() if r.status not in (Status.PASS, Status.BLOCKED)} == {f"{check}[{node}]"}
+
+
+SWAP_UNIT = """[Unit]
+Description=a swap file of its own (what a guide's `fallocate /swapfile` + unit leaves)
+[Swap]
+What=/swapfile
+[Install]
+WantedBy=swap.target
+"""
+# a stand-in with zram-tools' unit name: the twins cannot install the package (no archive), and the grader
+# asks only whether zramswap.service is enabled
+ZRAMSWAP_STAND_IN = """[Unit]
+Description=stand-in for zram-tools' zramswap.service (kubelab test)
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_swap_from_a_unit_or_zram_fails_live(fresh_twins, tmp_path):
+    """Live on the twins: /etc/fstab without swap, but the worker has an enabled swap unit of its own
+    (/etc/systemd/system/swapfile.swap) and the master an enabled zramswap.service (a stand-in with zram-tools'
+    unit name: the twins cannot install the package). swap_off_at_boot fails on both, naming the unit; with the
+    units disabled and removed it passes. zram-generator's config reading is proven in tests/test_swapfacts.py.
+    /etc/fstab is put back as it was."""
+    target = SshConfigTarget(load_course(REPO), fresh_twins.ssh_config_file())
+    hosts = {n: target.host(n) for n in ("master", "worker")}
+    no_fstab_swap = "cp /etc/fstab /root/fstab.kubelab-bak && sed -i '/\\sswap\\s/ s/^#*/#/' /etc/fstab"
+    try:
+        for n, h in hosts.items():
+            unit, body = ("swapfile.swap", SWAP_UNIT) if n == "worker" else ("zramswap.service", ZRAMSWAP_STAND_IN)
+            b64 = base64.b64encode(body.encode()).decode()
+            r = h.run("sudo -n sh -c %s", f"{no_fstab_swap} && echo {b64} | base64 -d > /etc/systemd/system/{unit} "
+                                          f"&& systemctl daemon-reload && systemctl enable -q {unit}")
+            assert r.rc == 0, r.stderr
+        p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "swap-units")
+        by_id = {c["id"]: c for c in result["checks"]}
+        w, m = by_id["swap_off_at_boot[worker]"], by_id["swap_off_at_boot[master]"]
+        assert w["status"] == "fail" and "swapfile.swap (systemd swap unit, enabled)" in w["actual"], w
+        assert m["status"] == "fail" and "zramswap.service (zram-tools, enabled)" in m["actual"], m
+        assert "systemctl mask" in w["hint"] and "zramswap" in m["hint"] and w["expected"] != w["actual"]
+        for n, h in hosts.items():
+            unit = "swapfile.swap" if n == "worker" else "zramswap.service"
+            r = h.run("sudo -n sh -c %s", f"systemctl disable -q {unit} && rm /etc/systemd/system/{unit} && "
+                                          "systemctl daemon-reload")
+            assert r.rc == 0, r.stderr
+        p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "swap-units-gone")
+        assert {c["status"] for c in result["checks"] if c["check"] == "swap_off_at_boot"} == {"pass"}
+    finally:
+        for h in hosts.values():
+            h.run("sudo -n sh -c %s", "rm -f /etc/systemd/system/swapfile.swap /etc/systemd/system/zramswap.service "
+                                      "/etc/systemd/system/*.wants/swapfile.swap "
+                                      "/etc/systemd/system/*.wants/zramswap.service; systemctl daemon-reload; "
+                                      "[ -f /root/fstab.kubelab-bak ] && mv /root/fstab.kubelab-bak /etc/fstab; true")
+        target.close()

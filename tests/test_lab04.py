@@ -88,7 +88,8 @@ EXPECTED = {
     "taint_removed": {"control_plane_node": "missing: node-role.kubernetes.io/control-plane:NoSchedule"},
     "calico_cidr": {"kubeadm_configmaps": "podSubnet=192.168.0.0/16"},
     "wrong_version": {"pinned_version": "v1.35.2"},
-    "token_expired": {"bootstrap_token": "bootstrap-token-k7q2m9 (expired or unusable)"},
+    "skip_bootstrap_token": {"bootstrap_token": "kubeadm:kubelet-bootstrap=missing",
+                             "kubeadm_configmaps": "missing: kube-public/cluster-info"},
     "no_kube_proxy": {"addons": "missing: DaemonSet kube-proxy"},
     "no_super_admin": {"kubeconfigs": "missing: super-admin.conf"},
     "apiserver_down": {"static_pods": "missing: kube-apiserver.yaml", "api_reachable": "Failed to connect",
@@ -129,6 +130,47 @@ def test_each_mistake_fails_its_check_with_the_hint(course, tmp_path, monkeypatc
 
 def test_every_mistake_is_exercised():
     assert set(EXPECTED) == set(MISTAKES)
+
+
+@pytest.mark.parametrize("endpoint,status", [("name", "pass"), ("name_loopback", "fail")])
+def test_control_plane_endpoint_by_node_name(course, tmp_path, monkeypatch, endpoint, status):
+    """Recorded evidence modelled on shared/realdata (as above), init with `controlPlaneEndpoint: master:6443`: the
+    kubeconfigs say https://master:6443. Passing when the control plane resolves that name to its private IP
+    (`getent ahostsv4`, Lab 1's /etc/hosts); failing when it resolves to Debian's 127.0.1.1 hostname line."""
+    import kubelab.evidence as ev
+
+    clock = ReplayClock()
+    monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
+    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, endpoint=endpoint)))
+    monkeypatch.undo()
+    replayed, _ = replay_lab(course, LAB, save(evidence, tmp_path / f"{endpoint}.json"))
+    assert comparable(replayed.to_dict()) == comparable(live.to_dict())
+    got = _by_check(replayed)
+    c = got["kubeconfigs"]
+    assert str(c.status) == status, (c.expected, c.actual)
+    if status == "fail":
+        assert c.actual == f"https://{course.model.control_plane.name}:6443" and c.expected != c.actual
+    others = [n for n, x in got.items() if n != "kubeconfigs" and str(x.status) != "pass"]
+    assert not others, others
+
+
+@pytest.mark.parametrize("next_day", ["expired", "cleaned"])
+def test_a_correct_init_regraded_the_next_day_keeps_full_marks(course, tmp_path, monkeypatch, next_day):
+    """Recorded evidence modelled on shared/realdata (as above), no mistake, graded again 25 h after init: the
+    default token's 24 h ran out ("expired": its Secret still there; "cleaned": deleted by the controller
+    manager's token cleaner, what a regrade sees). bootstrap_token keeps passing: the check asks for kubeadm's
+    RBAC that lets any token of the default group join, which outlives the token (Lab 5 creates a fresh token).
+    Its failing case is the `skip_bootstrap_token` mistake above."""
+    import kubelab.evidence as ev
+
+    clock = ReplayClock()
+    monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
+    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, next_day=next_day)))
+    monkeypatch.undo()
+    replayed, _ = replay_lab(course, LAB, save(evidence, tmp_path / f"{next_day}.json"))
+    assert comparable(replayed.to_dict()) == comparable(live.to_dict())
+    assert replayed.status == "passed" and replayed.score == replayed.max_score, \
+        [(c.id, c.status, c.expected, c.actual) for c in replayed.checks if str(c.status) != "pass"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -224,7 +266,8 @@ def test_lab_user_kubeconfig_as_the_notebook_writes_it(init_cluster, course):
 
 def test_breaks_fail_their_checks_live(init_cluster, course):
     """Real 1.20 cluster on twins, four realistic breaks at once: the scheduler's manifest moved out (its mirror pod
-    goes away), a PKI file and scheduler.conf moved away, the bootstrap token deleted. Each fails its own check with
+    goes away), a PKI file and scheduler.conf moved away, kubeadm's ClusterRoleBinding for joining tokens deleted
+    (a deleted or expired token is no break: see the next-day test). Each fails its own check with
     expected vs actual; the others still pass. Everything is put back afterwards."""
     ts = init_cluster["ts"]
     listed = _ssh(ts, "master", "kubeadm token list").stdout.splitlines()
@@ -233,7 +276,7 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
     broke = _ssh(ts, "master", "sh -c 'mkdir -p /root/moved && mv /etc/kubernetes/manifests/kube-scheduler.yaml "
                  "/etc/kubernetes/pki/front-proxy-client.crt /etc/kubernetes/scheduler.conf /root/moved/'")
     assert broke.returncode == 0, broke.stderr
-    assert _ssh(ts, "master", f"kubeadm token delete {token}").returncode == 0
+    assert _ssh(ts, "master", f"kubectl {ADMIN} delete clusterrolebinding kubeadm:kubelet-bootstrap").returncode == 0
     try:
         deadline = time.monotonic() + 60  # kubelet stops the static pod and deletes its mirror pod
         while time.monotonic() < deadline and _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod "
@@ -243,7 +286,7 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
         got = _grade(course, ts)
         fails = {"static_pods": "missing: kube-scheduler.yaml", "control_plane_pods": "kube-scheduler=missing",
                  "pki_files": "missing: front-proxy-client.crt", "kubeconfigs": "missing: scheduler.conf",
-                 "bootstrap_token": "none"}
+                 "bootstrap_token": "kubeadm:kubelet-bootstrap=missing"}
         for name, words in fails.items():
             c = got[name]
             assert str(c.status) == "fail" and words in c.actual, (name, c.status, c.actual, c.message)
@@ -253,6 +296,22 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
     finally:
         _ssh(ts, "master", "sh -c 'mv /root/moved/kube-scheduler.yaml /etc/kubernetes/manifests/; "
              "mv /root/moved/front-proxy-client.crt /etc/kubernetes/pki/; mv /root/moved/scheduler.conf /etc/kubernetes/'")
+        _ssh(ts, "master", f"kubectl {ADMIN} create clusterrolebinding kubeadm:kubelet-bootstrap "
+             "--clusterrole=system:node-bootstrapper --group=system:bootstrappers:kubeadm:default-node-token")
+
+
+def test_next_day_regrade_without_the_token_passes_live(init_cluster, course):
+    """Real 1.20 cluster on twins: the state a regrade the next day sees — the default token deleted, as the
+    controller manager's token cleaner does when its 24 h run out (here `kubeadm token delete`, the same
+    deletion of the Secret). bootstrap_token still passes: kubeadm's RBAC for joining tokens is there. (Its
+    failing case, that RBAC removed, is in test_breaks_fail_their_checks_live.)"""
+    ts = init_cluster["ts"]
+    for line in _ssh(ts, "master", "kubeadm token list").stdout.splitlines()[1:]:
+        assert _ssh(ts, "master", f"kubeadm token delete {line.split()[0]}").returncode == 0
+    assert len(_ssh(ts, "master", "kubeadm token list").stdout.strip().splitlines()) <= 1, "a token is left"
+    got = _grade(course, ts)
+    c = got["bootstrap_token"]
+    assert str(c.status) == "pass", (c.status, c.expected, c.actual, c.message)
 
 
 # ------------------------------------------------------------------------------------------------------------

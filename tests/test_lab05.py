@@ -348,7 +348,14 @@ CNI_CONF = ('{\n  "name": "cbr0",\n  "cniVersion": "0.3.1",\n  "plugins": [\n   
             '    {\n      "type": "portmap",\n      "capabilities": {\n        "portMappings": true\n      }\n    }\n  ]\n}\n')
 
 
-def flannel_daemonset(args: list[str], ready: int = 2, desired: int = 2) -> dict:
+# the kube-flannel container's env in the v0.28 release manifest
+FLANNEL_ENV = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+               {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+               {"name": "EVENT_QUEUE_DEPTH", "value": "5000"},
+               {"name": "CONT_WHEN_CACHE_NOT_READY", "value": "false"}]
+
+
+def flannel_daemonset(args: list[str], ready: int = 2, desired: int = 2, env: list[dict] | None = None) -> dict:
     """kube-flannel/kube-flannel-ds as the v0.28 release manifest creates it, with the status of a 2-node cluster."""
     labels = {"app": "flannel", "k8s-app": "flannel", "tier": "node"}
     image = "ghcr.io/flannel-io/flannel:v0.28.4"
@@ -368,7 +375,7 @@ def flannel_daemonset(args: list[str], ready: int = 2, desired: int = 2) -> dict
                     {"name": "install-cni", "image": image, "command": ["cp"],
                      "args": ["-f", "/etc/kube-flannel/cni-conf.json", "/etc/cni/net.d/10-flannel.conflist"]}],
                 "containers": [{"name": "kube-flannel", "image": image, "command": ["/opt/bin/flanneld"],
-                                "args": args}]}},
+                                "args": args, "env": FLANNEL_ENV + (env or [])}]}},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}},
         "status": {"currentNumberScheduled": desired, "desiredNumberScheduled": desired, "numberAvailable": ready,
                    "numberMisscheduled": 0, "numberReady": ready, "observedGeneration": 1,
@@ -424,11 +431,12 @@ class Edit:
 
 
 def with_flannel(recorded_path: Path, course, args: list[str], public_ip: dict[str, str] | None = None,
-                 network: str | None = None, ready: int = 2) -> Edit:
+                 network: str | None = None, ready: int = 2, env: list[dict] | None = None,
+                 overwrite: dict[str, str] | None = None) -> Edit:
     e = Edit(recorded_path)
     ds_path = e.api_path("/apis/apps/v1/daemonsets")
     e.set_api(ds_path, {"apiVersion": "apps/v1", "kind": "DaemonSetList", "metadata": {"resourceVersion": "2210"},
-                        "items": [flannel_daemonset(args, ready=ready)]})
+                        "items": [flannel_daemonset(args, ready=ready, env=env)]})
     e.set_api(ds_path.replace("/apis/apps/v1/daemonsets", "/api/v1/configmaps"),
               {"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "2210"},
                "items": [flannel_configmap(network or str(course.model.network.pod_cidr))]})
@@ -437,11 +445,13 @@ def with_flannel(recorded_path: Path, course, args: list[str], public_ip: dict[s
         e.set_cmd(n.name, "ip -o -4 route show default", VAGRANT_DEFAULT_ROUTE)
         ip = (public_ip or {}).get(n.name, str(n.ip))
 
-        def annotate(d, ip=ip):
+        def annotate(d, ip=ip, node=n.name):
             d["metadata"].setdefault("annotations", {}).update({
                 "flannel.alpha.coreos.com/backend-type": "vxlan",
                 "flannel.alpha.coreos.com/kube-subnet-manager": "true",
                 "flannel.alpha.coreos.com/public-ip": ip})
+            if (overwrite or {}).get(node):
+                d["metadata"]["annotations"]["flannel.alpha.coreos.com/public-ip-overwrite"] = overwrite[node]
         e.edit_json(f"/api/v1/nodes/{n.name}", annotate)
     return e
 
@@ -499,6 +509,32 @@ def test_flannel_iface_by_name_or_can_reach_is_resolved_per_node(cluster, record
                      f"192.168.56.1 dev eth1 src {n.ip} uid 1000 \\    cache \n")
     reach = _replay(course, edit, tmp_path / "c.json")
     assert all(str(c.status) == "pass" for c in reach.checks if c.check == "flannel_iface")
+
+
+def test_flannel_iface_from_environment_or_public_ip_overwrite(cluster, recorded, tmp_path):
+    """recorded evidence modelled on shared/realdata (as above): flanneld also takes its interface flags from
+    FLANNELD_IFACE_REGEX / FLANNELD_IFACE (flagutil.SetFlagsFromEnv) and, with no interface flag at all, the
+    interface holding the Node's flannel.alpha.coreos.com/public-ip-overwrite annotation (flannel's main.go).
+    FLANNELD_IFACE_REGEX of the private subnet and an overwrite with the private IP pass; FLANNELD_IFACE=eth0 and
+    an overwrite with the NAT address fail with the address flannel really takes."""
+    course = cluster["course"]
+    regex = [{"name": "FLANNELD_IFACE_REGEX", "value": "^192[.]168[.]56[.]"}]
+    ok = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS, env=regex), tmp_path / "env-ok.json")
+    assert {str(c.status) for c in ok.checks if c.check == "flannel_iface"} == {"pass"}
+    nat = [{"name": "FLANNELD_IFACE", "value": "eth0"}]
+    bad = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS, env=nat), tmp_path / "env-bad.json")
+    assert all(str(c.status) == "fail" and c.actual == "10.0.2.15" and "FLANNELD_IFACE" in c.hint
+               for c in bad.checks if c.check == "flannel_iface")
+    private = {n.name: str(n.ip) for n in course.model.nodes}
+    over = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS, overwrite=private),
+                   tmp_path / "overwrite-ok.json")
+    assert {str(c.status) for c in over.checks if c.check.startswith("flannel_")} == {"pass"}
+    nat_all = {n.name: "10.0.2.15" for n in course.model.nodes}
+    wrong = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS, overwrite=nat_all, public_ip=nat_all),
+                    tmp_path / "overwrite-bad.json")
+    failed = [c for c in wrong.checks if c.check == "flannel_iface"]
+    assert failed and all(str(c.status) == "fail" and c.actual == "10.0.2.15" and "public-ip-overwrite" in c.hint
+                          for c in failed), [(c.actual, c.hint) for c in failed]
 
 
 def test_flannel_network_not_the_pod_cidr_fails_from_evidence(cluster, recorded, tmp_path):
@@ -646,6 +682,31 @@ def test_evidence_holds_no_bootstrap_token(recorded):
 # last: the worker taken out of the cluster (destructive)
 # -------------------------------------------------------------------------------------------------
 
+def test_pod_logs_through_a_kubelet_on_the_nat_address_fails_from_evidence(cluster, recorded, tmp_path):
+    """recorded evidence modelled on the live recording (healthy cluster: pod_logs passes there, see
+    test_joined_cluster_passes_every_cni_agnostic_check_and_replays) with the API server's answer to
+    GET pods/net-test/log changed to what it returns when the worker's kubelet sits at Vagrant's NAT address
+    (HTTP 500, `Get "https://10.0.2.15:10250/containerLogs/...": dial tcp 10.0.2.15:10250: i/o timeout`):
+    pod_logs fails with that message and the --node-ip hint; every other CNI-agnostic check still passes."""
+    course = cluster["course"]
+    edit = Edit(recorded["path"])
+    logs = [o for o in edit.ev.api if o.path.split("?")[0] == "/api/v1/namespaces/default/pods/net-test/log"]
+    assert logs, "the recording holds no GET of net-test's log"
+    url = "https://10.0.2.15:10250/containerLogs/default/net-test/web?tailLines=1"
+    for o in logs:
+        o.status = 500
+        o.data = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                             "message": f'Get "{url}": dial tcp 10.0.2.15:10250: i/o timeout', "code": 500})
+    result = _replay(course, edit, tmp_path / "logs-nat.json")
+    got = _by_id(result)
+    c = got["pod_logs[cluster]"]
+    assert str(c.status) == "fail" and "10.0.2.15:10250" in c.actual and "HTTP 500" in c.actual, (c.status, c.actual)
+    assert "--node-ip" in c.hint and c.expected != c.actual
+    others = [cid for cid, r in got.items() if cid != "pod_logs[cluster]" and cid.split("[")[0] not in FLANNEL_CHECKS
+              and str(r.status) != "pass"]
+    assert not others, others
+
+
 def test_worker_not_joined_blocks_its_checks(cluster, tmp_path):
     """real 1.20 cluster on twins, the worker made "not joined" (kubelet stopped, kubelet.conf and its
     certificates removed, Node deleted): node_registered fails on the worker with the join hint; every other
@@ -662,7 +723,8 @@ def test_worker_not_joined_blocks_its_checks(cluster, tmp_path):
     assert str(reg.status) == "fail" and "not joined" in reg.actual and "--print-join-command" in reg.hint
     blocked = {cid for cid, c in got.items() if str(c.status) == "blocked"}
     assert blocked == {"node_ip[worker]", "node_pod_cidr[worker]", "node_ready[worker]", "csr_approved[worker]",
-                       "kubelet_credentials[worker]", "bootstrap_gone[worker]", "pod_reachable[cluster]"}, blocked
+                       "kubelet_credentials[worker]", "bootstrap_gone[worker]", "pod_reachable[cluster]",
+                       "pod_logs[cluster]"}, blocked
     for cid in ("node_registered[master]", "node_ip[master]", "node_pod_cidr[master]", "node_ready[master]",
                 "pod_range[cluster]", "cni_config[master]"):
         assert str(got[cid].status) == "pass", (cid, got[cid].actual, got[cid].message)

@@ -1,4 +1,5 @@
-"""Shared test helpers: throwaway courses with hand-written graders, and running the real CLI."""
+"""Shared test helpers: throwaway courses with hand-written graders, running the real CLI, the real captures
+beside the checkout, and bounded waits on a state."""
 
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED_ENV = "KUBELAB_SHARED"  # where shared/ is when the checkout is not beside it (a git worktree, say)
+
+
+def shared_realdata(sub: str = "") -> Path:
+    """The real captures (shared/realdata/<sub>), read at test time, never copied into the repository: most carry
+    no licence. CI lays them out as ../shared beside the repository root; a missing folder fails the test with
+    where it looked and how to fix it, never skips it."""
+    import pytest
+
+    shared = Path(os.environ.get(SHARED_ENV) or REPO.parent / "shared")
+    path = shared / "realdata" / sub
+    if not path.exists():
+        pytest.fail(f"the real captures are not at {path}: check out shared/ beside the repository "
+                    f"({REPO.parent / 'shared'}) or set {SHARED_ENV}=/path/to/shared", pytrace=False)
+    return path
 
 
 def make_course(tmp: Path, grader_source: str, lab_id: str = "lab90", mutate=None) -> Path:

@@ -79,3 +79,21 @@ def execute_notebook(nb, folder: Path, env: dict[str, str], *, timeout: int = 60
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                        resources={"metadata": {"path": str(folder)}}).execute()
     return nb
+
+
+def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_s: float = 2):
+    """Poll `observe()` until `until(value)` holds; returns that value. Waits on the state, never a fixed time: a
+    state that does not come within `timeout_s` (a generous bound, not a speed claim) fails the test with what was
+    last seen."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = observe()
+        if until(seen):
+            return seen
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {timeout_s:.0f}s for {what}; last seen: {seen!r}", pytrace=False)
+        time.sleep(interval_s)

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from helpers import REPO, kubelab
+from helpers import REPO, kubelab, wait_for
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
 from kubelab.engine.runner import run_lab
@@ -235,11 +235,9 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
     assert broke.returncode == 0, broke.stderr
     assert _ssh(ts, "master", f"kubeadm token delete {token}").returncode == 0
     try:
-        deadline = time.monotonic() + 60  # kubelet stops the static pod and deletes its mirror pod
-        while time.monotonic() < deadline and _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod "
-                                                   "kube-scheduler-master").returncode == 0:
-            time.sleep(2)
-        assert time.monotonic() < deadline, "the scheduler's mirror pod stayed after its manifest was moved out"
+        # kubelet stops the static pod and deletes its mirror pod
+        wait_for(lambda: _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod kube-scheduler-master").returncode,
+                 "the scheduler's mirror pod to go after its manifest was moved out", until=lambda rc: rc != 0)
         got = _grade(course, ts)
         fails = {"static_pods": "missing: kube-scheduler.yaml", "control_plane_pods": "kube-scheduler=missing",
                  "pki_files": "missing: front-proxy-client.crt", "kubeconfigs": "missing: scheduler.conf",

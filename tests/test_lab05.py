@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import execute_notebook, make_course
+from helpers import execute_notebook, make_course, wait_for
 from kubelab.cluster import build
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
@@ -115,6 +115,12 @@ def _bridge_course(tmp_path):
     return load_course(make_course(tmp_path, GRADER_SOURCE, lab_id=LAB, mutate=mutate))
 
 
+def _worker_ready(ts) -> str:
+    """The worker Node's Ready condition as the API server holds it: True, False or Unknown."""
+    return _ssh(ts, "master", f"{KUBECTL} get node worker -o "
+                              "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'").stdout.strip()
+
+
 def _grade_broken(cluster, tmp_path, node: str, brk: str, restore: str):
     """Break one thing on a node, grade with the non-flannel course copy, put it back; the grading result."""
     ts = cluster["ts"]
@@ -173,7 +179,6 @@ def test_joined_cluster_passes_every_cni_agnostic_check_and_replays(cluster, rec
     assert "app=flannel" in fl.expected and fl.actual == "none" and "kube-flannel.yml" in fl.hint
     replayed, _ = replay_lab(cluster["course"], LAB, recorded["path"])
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
-    assert recorded["grade_s"] < 60, f"grading took {recorded['grade_s']:.0f}s"
 
 
 def test_with_a_non_flannel_cni_the_flannel_checks_are_skipped_and_the_lab_passes(cluster, tmp_path):
@@ -290,16 +295,21 @@ def test_pod_network_broken_between_nodes_fails_the_reachability_check(cluster, 
     dropped = _ssh(ts, "master", f"ip route del {worker_range}")
     assert dropped.returncode == 0, dropped.stderr
     try:
-        t0 = time.monotonic()
         result = _grade(cluster, _bridge_course(tmp_path))
-        took = time.monotonic() - t0
     finally:
-        _ssh(ts, "master", f"ip route replace {worker_range} via 192.168.56.11 dev host0 onlink")
+        back = _ssh(ts, "master", f"ip route replace {worker_range} via 192.168.56.11 dev host0 onlink")
+    assert back.returncode == 0, back.stderr
     pod = _by_id(result)["pod_reachable[cluster]"]
     assert str(pod.status) == "fail", (pod.status, pod.message)
     assert pod.expected == "an HTTP answer" and pod.actual.startswith("no answer"), pod.actual
-    assert "still not so after waiting 20s" in pod.message and took >= 20
+    assert "still not so after waiting 20s" in pod.message  # the engine polled before it failed the check
     assert str(_by_id(result)["node_ready[worker]"].status) == "pass"
+    # restored for the next test: the route back, and the test pod answering from the control plane again
+    route = _ssh(ts, "master", f"ip route show {worker_range}").stdout
+    assert "via 192.168.56.11" in route, route
+    pod_ip = _ssh(ts, "master", f"{KUBECTL} get pod net-test -o jsonpath={{.status.podIP}}").stdout.strip()
+    wait_for(lambda: _ssh(ts, "master", f"curl -s -m 3 http://{pod_ip}:8080/").stdout.strip(),
+             "the test pod to answer from the control plane again", until=lambda out: out == "net-test")
 
 
 def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, tmp_path):
@@ -309,10 +319,12 @@ def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, t
     stopped = _ssh(ts, "worker", "systemctl stop kubelet")
     assert stopped.returncode == 0, stopped.stderr
     try:
-        time.sleep(cl.LEASE_GRACE_S)
+        wait_for(lambda: _worker_ready(ts), "the node controller to mark the worker not Ready",
+                 until=lambda s: s in ("False", "Unknown"), timeout_s=120)
         result = _grade(cluster, _bridge_course(tmp_path))
     finally:
-        _ssh(ts, "worker", "systemctl start kubelet")
+        started = _ssh(ts, "worker", "systemctl start kubelet")
+    assert started.returncode == 0, started.stderr
     got = _by_id(result)
     w = got["node_ready[worker]"]
     assert str(w.status) == "fail", (w.status, w.actual)

@@ -21,6 +21,7 @@ from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
 from kubelab.evidence import comparable, replay_lab
 from kubelab.evidence.model import load, save
+from kubelab.evidence.record import RecordingTarget
 
 pytestmark = pytest.mark.twins
 
@@ -76,10 +77,13 @@ def test_grading_is_read_only_and_uses_one_connection_per_node(fresh_twins, cour
     marker = "/tmp/.kubelab-readonly-marker"
     for node in ("master", "worker"):
         assert target.host(node).run("sudo -n touch %s && sleep 1", marker).rc == 0
-    before = target.stats.connections_opened
-    run_lab(course, "lab01", target)
+    before, sent_before = target.stats.connections_opened, target.stats.commands_sent
+    recorder = RecordingTarget(target)  # writes down each command the grader sends, as the evidence does
+    run_lab(course, "lab01", recorder)
     assert target.stats.connections_opened == before == 2
-    assert target.stats.commands_sent > 20
+    # every command the grader sent went over those two connections, and both nodes were asked
+    assert target.stats.commands_sent - sent_before == sum(len(cmds) for cmds in recorder.commands.values())
+    assert sorted(n for n, cmds in recorder.commands.items() if cmds) == ["master", "worker"]
     for node in ("master", "worker"):
         changed = target.host(node).run(
             "sudo -n find /etc /var/lib /root /home -xdev -newer %s -not -path '/var/lib/systemd/*' -print", marker)

@@ -226,8 +226,11 @@ def test_csr_cleaned_up_after_an_hour_still_passes_on_the_certificate(cluster, r
     """real 1.20 cluster on twins: the controller manager deletes issued CSRs after an hour; with no CSR left
     the check accepts the worker's client certificate (CN system:node:worker, issued by the cluster CA)."""
     ts = cluster["ts"]
-    listed = _ssh(ts, "master", f"{KUBECTL} get csr -o name")
-    assert "node-csr-" in listed.stdout or "csr-" in listed.stdout, listed.stdout  # kubeadm join left one
+    # kubeadm join left the worker's: a bootstrap token's CSR, named node-csr-<hash> by the kubelet (1.20)
+    listed = _ssh(ts, "master", f"{KUBECTL} get csr -o "
+                                "jsonpath='{range .items[*]}{.metadata.name} {.spec.username}{\"\\n\"}{end}'")
+    assert any(ln.startswith("node-csr-") and " system:bootstrap:" in ln for ln in listed.stdout.splitlines()), \
+        listed.stdout
     gone = _ssh(ts, "master", f"{KUBECTL} delete csr --all")
     assert gone.returncode == 0, gone.stderr
     result = _grade(cluster, _bridge_course(tmp_path))
@@ -320,7 +323,7 @@ def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, t
     assert stopped.returncode == 0, stopped.stderr
     try:
         wait_for(lambda: _worker_ready(ts), "the node controller to mark the worker not Ready",
-                 until=lambda s: s in ("False", "Unknown"), timeout_s=120)
+                 until=lambda s: s == "Unknown", timeout_s=120)
         result = _grade(cluster, _bridge_course(tmp_path))
     finally:
         started = _ssh(ts, "worker", "systemctl start kubelet")
@@ -328,7 +331,7 @@ def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, t
     got = _by_id(result)
     w = got["node_ready[worker]"]
     assert str(w.status) == "fail", (w.status, w.actual)
-    assert "kubelet" in w.actual or "Ready=" in w.actual, w.actual
+    assert "Ready=Unknown" in w.actual, w.actual  # what the node controller sets on a stale Lease
     assert str(got["node_ready[master]"].status) == "pass"
     assert str(got["pod_reachable[cluster]"].status) == "blocked"
     assert "node_ready[worker]" in got["pod_reachable[cluster]"].blocked_by
@@ -501,16 +504,21 @@ def test_flannel_iface_by_name_or_can_reach_is_resolved_per_node(cluster, record
     """recorded evidence modelled on shared/realdata (as above): flannel's documented Vagrant fix `--iface=eth1`
     passes; `--iface=eth0` (the NAT NIC) fails; `--iface-can-reach` is resolved with `ip route get` on each node."""
     course = cluster["course"]
+    def iface(result) -> dict[str, str]:
+        return {c.id: str(c.status) for c in result.checks if c.check == "flannel_iface"}
+    both = ("flannel_iface[master]", "flannel_iface[worker]")
+
     ok = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface=eth1"]), tmp_path / "a.json")
-    assert all(str(c.status) == "pass" for c in ok.checks if c.check == "flannel_iface")
+    assert iface(ok) == dict.fromkeys(both, "pass"), iface(ok)
     bad = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface=eth0"]), tmp_path / "b.json")
-    assert all(str(c.status) == "fail" and c.actual == "10.0.2.15" for c in bad.checks if c.check == "flannel_iface")
+    assert iface(bad) == dict.fromkeys(both, "fail"), iface(bad)
+    assert {c.actual for c in bad.checks if c.check == "flannel_iface"} == {"10.0.2.15"}
     edit = with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface-can-reach=192.168.56.1"])
     for n in course.model.nodes:
         edit.set_cmd(n.name, "ip -o -4 route get 192.168.56.1",
                      f"192.168.56.1 dev eth1 src {n.ip} uid 1000 \\    cache \n")
     reach = _replay(course, edit, tmp_path / "c.json")
-    assert all(str(c.status) == "pass" for c in reach.checks if c.check == "flannel_iface")
+    assert iface(reach) == dict.fromkeys(both, "pass"), iface(reach)
 
 
 def test_flannel_network_not_the_pod_cidr_fails_from_evidence(cluster, recorded, tmp_path):

@@ -21,6 +21,7 @@ creates (`net-test`, on the worker, with a containerPort) is created by this mod
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -357,6 +358,7 @@ VAGRANT_ADDRS = {  # `ip -o -4 addr show` on a Vagrant VM after flannel: NAT NIC
               "5: cni0    inet 10.244.1.1/24 brd 10.244.1.255 scope global cni0\\       valid_lft forever preferred_lft forever\n",
 }
 VAGRANT_DEFAULT_ROUTE = "default via 10.0.2.2 dev eth0 proto dhcp src 10.0.2.15 metric 100 \n"
+FLANNEL_NETWORK = "10.244.0.0/16"  # net-conf.json's Network in flannel's kube-flannel.yml, as released
 NET_CONF = '{\n  "Network": "%s",\n  "EnableNFTables": false,\n  "Backend": {\n    "Type": "vxlan"\n  }\n}\n'
 CNI_CONF = ('{\n  "name": "cbr0",\n  "cniVersion": "0.3.1",\n  "plugins": [\n    {\n      "type": "flannel",\n'
             '      "delegate": {\n        "hairpinMode": true,\n        "isDefaultGateway": true\n      }\n    },\n'
@@ -446,11 +448,14 @@ def with_flannel(recorded_path: Path, course, args: list[str], public_ip: dict[s
                         "items": [flannel_daemonset(args, ready=ready)]})
     e.set_api(ds_path.replace("/apis/apps/v1/daemonsets", "/api/v1/configmaps"),
               {"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "2210"},
-               "items": [flannel_configmap(network or str(course.model.network.pod_cidr))]})
+               "items": [flannel_configmap(network or FLANNEL_NETWORK)]})
     for n in course.model.nodes:
         e.set_cmd(n.name, "ip -o -4 addr show", VAGRANT_ADDRS[n.name])
         e.set_cmd(n.name, "ip -o -4 route show default", VAGRANT_DEFAULT_ROUTE)
-        ip = (public_ip or {}).get(n.name, str(n.ip))
+        # what flanneld announces with --iface-regex on the private network: eth1's address, read from the VM's
+        # interfaces above, not from course.yaml (which the checks compare with)
+        eth1 = re.search(r"eth1\s+inet (\S+)/", VAGRANT_ADDRS[n.name]).group(1)
+        ip = (public_ip or {}).get(n.name, eth1)
 
         def annotate(d, ip=ip):
             d["metadata"].setdefault("annotations", {}).update({
@@ -563,7 +568,12 @@ def test_worker_internal_ip_on_the_nat_address_fails_from_evidence(cluster, reco
 def test_pod_range_overlapping_the_host_network_fails_from_evidence(cluster, recorded, tmp_path):
     """recorded evidence modelled on shared/realdata/static-pod-manifests (kube-controller-manager's
     --cluster-cidr and --allocate-node-cidrs flags): init with Calico's default 192.168.0.0/16, which swallows
-    the host-only 192.168.56.0/24 — pod_range fails saying so."""
+    the host-only 192.168.56.0/24 — pod_range fails saying so.
+
+    Not live: the range is fixed by `kubeadm init` for the cluster every test here shares; a live --cluster-cidr
+    change leaves the Nodes' podCIDRs outside it, which 1.20's nodeipam controller refuses at start (the
+    controller manager crash-loops: a state no learner reaches), and a re-init with Calico's range would rebuild
+    the whole cluster. The recording's controller-manager pod is the real one, with that one flag changed."""
     edit = Edit(recorded["path"])
 
     def calico(d):
@@ -634,7 +644,12 @@ def test_worker_podcidr_outside_the_pod_network_fails_from_evidence(cluster, rec
 def test_worker_csr_pending_fails_from_evidence(cluster, recorded, tmp_path):
     """recorded evidence of the real 1.20 cluster with the worker's CSR as `kubectl get csr` shows it when nothing
     approves it (the ClusterRoleBinding kubeadm:node-autoapprove-bootstrap deleted): no conditions, no certificate —
-    csr_approved fails on the worker with the CSR's state and the hint naming `kubectl certificate approve`."""
+    csr_approved fails on the worker with the CSR's state and the hint naming `kubectl certificate approve`.
+
+    Not live: a Pending CSR needs the worker joined again with the auto-approving binding deleted (kubeadm reset
+    and join: the node every later test here shares is rebuilt, and its kubelet keeps retrying without a
+    certificate). The recording holds the CSR kubelet really sent; only its status (conditions, certificate) is
+    emptied, as `kubectl get csr -o json` shows one nothing approved."""
     edit = Edit(recorded["path"])
     csr_path = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
     pending = []

@@ -11,7 +11,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
+
+# item.stash[CALL_FAILED]: whether the test's own body failed (set in conftest), for fixtures that keep track of
+# the state a passing test promises to leave behind
+CALL_FAILED = pytest.StashKey[bool]()
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_ENV = "KUBELAB_SHARED"  # where shared/ is when the checkout is not beside it (a git worktree, say)
@@ -45,9 +50,20 @@ def make_course(tmp: Path, grader_source: str, lab_id: str = "lab90", mutate=Non
     return root
 
 
+# where this host keeps the twins, its caches and its Debian mirror: the CLI under test must use the same ones
+HOST_SETTINGS = ("KUBELAB_TWIN_DIR", "KUBELAB_CACHE_DIR", "KUBELAB_DEBIAN_MIRROR", "KUBELAB_CLUSTER_KEEP_WORK")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without what would change what the CLI grades or how (KUBELAB_COURSE,
+    KUBELAB_SSH_CONFIG, ... set in CI or a shell, NBGRADER_EXECUTION): a test passes those it means."""
+    return {k: v for k, v in os.environ.items()
+            if not (k.startswith("KUBELAB_") and k not in HOST_SETTINGS) and k != "NBGRADER_EXECUTION"}
+
+
 def kubelab(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the installed `kubelab` command for real and capture what a user would see."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**clean_environ(), **(env or {})}
     exe = shutil.which("kubelab") or str(Path(sys.executable).parent / "kubelab")
     return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
@@ -72,9 +88,12 @@ def environ(env: dict[str, str], drop: tuple[str, ...] = ()):
 
 def execute_notebook(nb, folder: Path, env: dict[str, str], *, timeout: int = 600, allow_errors: bool = False,
                      drop: tuple[str, ...] = ()):
-    """Run every cell of `nb` in a real kernel whose working folder is `folder`; returns nb with its outputs."""
+    """Run every cell of `nb` in a real kernel whose working folder is `folder`; returns nb with its outputs.
+    The kernel sees `env`, and none of this process's KUBELAB_*/NBGRADER_EXECUTION settings it was not given."""
     from nbclient import NotebookClient
 
+    kept = clean_environ()
+    drop = tuple(set(drop) | {k for k in os.environ if k not in kept and k not in env})
     with environ(env, drop):
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                        resources={"metadata": {"path": str(folder)}}).execute()

@@ -87,6 +87,13 @@ def twins():
 _twins_fresh = {"now": False}
 
 
+def pytest_collection_modifyitems(items):
+    # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
+    for item in items:
+        if "twins" in item.fixturenames and not item.get_closest_marker("twins"):
+            item.add_marker(pytest.mark.twins)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     report = (yield).get_result()

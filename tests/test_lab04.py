@@ -205,6 +205,7 @@ def _grade(course, ts):
         target.close()
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_right_after_init_the_grader_sees_what_kubeadm_left(init_cluster, tmp_path):
     """Real 1.20 cluster on twins, right after kubeadm init: PKI + SANs, kubeconfigs, the four static pods running,
     the API at https://192.168.56.10:6443 from both nodes, advertise address and node IP, the uploaded ConfigMaps
@@ -233,6 +234,7 @@ def test_right_after_init_the_grader_sees_what_kubeadm_left(init_cluster, tmp_pa
     assert dns.stdout.startswith("Pending Pending") and "node.kubernetes.io/not-ready" in dns.stdout, dns.stdout
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_lab_user_kubeconfig_as_the_notebook_writes_it(init_cluster, course):
     """Real 1.20 cluster on twins: the lab user copies admin.conf to ~/.kube/config exactly as kubeadm's success
     message (and the notebook) says; `kubectl get node` as that user then works and the check passes."""
@@ -253,6 +255,7 @@ def test_lab_user_kubeconfig_as_the_notebook_writes_it(init_cluster, course):
     assert again.returncode != 0 and "localhost:8080" in again.stderr + again.stdout
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_breaks_fail_their_checks_live(init_cluster, course):
     """Real 1.20 cluster on twins, four realistic breaks at once: the scheduler's manifest moved out (its mirror pod
     goes away), a PKI file and scheduler.conf moved away, the bootstrap token deleted. Each fails its own check with
@@ -300,6 +303,7 @@ def _assert_as_after_init(ts):
     assert len(tokens) > 1 and "system:bootstrappers:kubeadm:default-node-token" in tokens[1], tokens
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_control_plane_taint_removed_fails_live(init_cluster, course):
     """Real 1.20 cluster on twins: the single-node tutorial step `kubectl taint nodes --all <role>-` (1.20's key:
     node-role.kubernetes.io/master) — control_plane_node fails showing the taints, everything else as after
@@ -322,6 +326,7 @@ def test_control_plane_taint_removed_fails_live(init_cluster, course):
     assert taint in taints.split(), taints
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_api_server_manifest_moved_out_fails_live_and_blocks_the_api_checks(init_cluster, course):
     """Real 1.20 cluster on twins: kube-apiserver.yaml moved out of /etc/kubernetes/manifests (kubelet stops the
     API server) — static_pods, api_reachable and advertise_address fail with what they saw; every check that needs
@@ -354,6 +359,7 @@ def test_api_server_manifest_moved_out_fails_live_and_blocks_the_api_checks(init
     _assert_as_after_init(ts)
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_pinned_version_passes_live_when_the_course_pins_what_runs(init_cluster, tmp_path):
     """Real 1.20 cluster on twins, graded with a course copy pinned to 1.20.2: pinned_version passes, compared
     with the version the real API server reports (/version), which nothing in the course wrote."""

@@ -87,11 +87,17 @@ def twins():
 _twins_fresh = {"now": False}
 
 
-def pytest_collection_modifyitems(items):
-    # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
+@pytest.hookimpl(tryfirst=True)  # before pytest-random-order reads the markers
+def pytest_collection_modifyitems(config, items):
+    shuffling = config.pluginmanager.hasplugin("random_order")
     for item in items:
+        # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
         if "twins" in item.fixturenames and not item.get_closest_marker("twins"):
             item.add_marker(pytest.mark.twins)
+        # `--random-order-bucket=module` shuffles the modules; inside one, the tests keep their written order
+        # (a cluster module breaks its cluster last)
+        if shuffling:
+            item.add_marker(pytest.mark.random_order(disabled=True))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -47,7 +48,9 @@ def client_for(nb, ssh_config, monkeypatch, timeout=180) -> RecordingClient:
     # the kernel inherits this process's environment: exactly how a learner's kernel finds its nodes
     monkeypatch.setenv("KUBELAB_SSH_CONFIG", str(ssh_config))
     monkeypatch.setenv("KUBELAB_COURSE", str(REPO))
-    return RecordingClient(nb, timeout=timeout, kernel_name="python3")
+    # the kernel works in a folder of its own, as in a learner's lab folder: nothing lands in the repository
+    folder = tempfile.mkdtemp(prefix="kubelab-magic-")
+    return RecordingClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}})
 
 
 def run(nb, ssh_config, monkeypatch) -> CellExecutionError | None:

@@ -26,8 +26,6 @@ def shared_realdata(sub: str = "") -> Path:
     """The real captures (shared/realdata/<sub>), read at test time, never copied into the repository: most carry
     no licence. CI lays them out as ../shared beside the repository root; a missing folder fails the test with
     where it looked and how to fix it, never skips it."""
-    import pytest
-
     shared = Path(os.environ.get(SHARED_ENV) or REPO.parent / "shared")
     path = shared / "realdata" / sub
     if not path.exists():
@@ -105,8 +103,6 @@ def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_
     state that does not come within `timeout_s` (a generous bound, not a speed claim) fails the test with what was
     last seen."""
     import time
-
-    import pytest
 
     deadline = time.monotonic() + timeout_s
     while True:

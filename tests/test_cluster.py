@@ -178,8 +178,9 @@ def test_scheduler_moved_out_leaves_a_new_pod_pending(cluster, tmp_path):
         assert "probe-pending" in got["pods_scheduled"].actual
         assert str(got["scheduler_lease"].status) == "fail"
     finally:
+        # the pod first, while nothing schedules it (a started `sleep` would hold its 30 s grace period)
+        gone = _ssh(ts, "master", f"{KUBECTL} delete pod probe-pending --ignore-not-found --wait=true", timeout=120)
         back = _ssh(ts, "master", "mv /root/kube-scheduler.yaml /etc/kubernetes/manifests/")
-        gone = _ssh(ts, "master", f"{KUBECTL} delete pod probe-pending --wait=true", timeout=120)
     assert back.returncode == 0 and gone.returncode == 0, (back.stderr, gone.stderr)
     # restored for the next test: the scheduler's mirror pod Ready and its Lease renewed within its duration
     ready = _ssh(ts, "master", f"{KUBECTL} -n kube-system wait --for=condition=Ready pod/kube-scheduler-master "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import CALL_FAILED
 from kubelab.course import load_course
 from kubelab.errors import KubelabError
 from kubelab.twin import TwinSet, lease
@@ -70,6 +71,7 @@ def twins():
             ts.up(fresh=True)
         except KubelabError as e:
             pytest.fail(f"twins did not come up: {e}", pytrace=False)
+        _twins_fresh["now"] = True
         yield ts
     finally:
         try:
@@ -80,18 +82,50 @@ def twins():
             held.close()  # releases the session lock
 
 
-_twins_changed = {"by": None}
+# Whether the twins are as a fresh boot left them. Not kept by the fixtures that change them (one that forgot
+# would hand the next module changed nodes): any test that has the twins among its fixtures may have changed
+# them, so running it clears this; only a fresh boot sets it.
+_twins_fresh = {"now": False}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-random-order reads the markers
+def pytest_collection_modifyitems(config, items):
+    shuffling = config.pluginmanager.hasplugin("random_order")
+    for item in items:
+        # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
+        if "twins" in item.fixturenames and not item.get_closest_marker("twins"):
+            item.add_marker(pytest.mark.twins)
+        # `--random-order-bucket=module` shuffles the modules; inside one, the tests keep their written order
+        # (a cluster module breaks its cluster last)
+        if shuffling:
+            item.add_marker(pytest.mark.random_order(disabled=True))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    if "twins" in item.fixturenames:  # directly or through fresh_twins, lab01_evidence, a cluster, ...
+        _twins_fresh["now"] = False
+    yield
+
+
+def ensure_fresh(twins) -> None:
+    """The twins as a fresh Vagrant Debian box: new copies, unless nothing could have changed them since the last."""
+    if not _twins_fresh["now"]:
+        twins.up(fresh=True, progress=None)
+        _twins_fresh["now"] = True
 
 
 @pytest.fixture(scope="module")
-def fresh_twins(twins, request):
-    """The session twins in their starting state (a fresh Vagrant Debian box) for a module that changes them.
-
-    The session fixture boots fresh copies; a later module that needs fresh nodes again gets new copies
-    only if an earlier module took the twins through this fixture (and so may have changed them)."""
-    if _twins_changed["by"] is not None:
-        twins.up(fresh=True, progress=None)
-    _twins_changed["by"] = request.module.__name__
+def fresh_twins(twins):
+    """The session twins in their starting state (a fresh Vagrant Debian box) for a module that changes them."""
+    ensure_fresh(twins)
     return twins
 
 
@@ -99,11 +133,9 @@ def fresh_twins(twins, request):
 def lab01_evidence(twins, tmp_path_factory):
     """Lab 1 evidence recorded once per session on the twins by the notebooks' own grading cell:
     `.failing` (the learner notebook run on fresh twins, tasks undone) and `.passing` (the solution
-    notebook run after it); see lab01_recordings.py. The twins are left prepared, so the next module
-    taking `fresh_twins` gets fresh copies."""
+    notebook run after it); see lab01_recordings.py."""
     from lab01_recordings import record_lab01
 
-    if _twins_changed["by"] is not None:
-        twins.up(fresh=True, progress=None)
-    _twins_changed["by"] = "lab01_evidence"
+    ensure_fresh(twins)
+    _twins_fresh["now"] = False  # the notebooks prepare them
     return record_lab01(twins.ssh_config_file(), tmp_path_factory.mktemp("lab01-evidence"))

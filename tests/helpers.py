@@ -1,4 +1,5 @@
-"""Shared test helpers: throwaway courses with hand-written graders, and running the real CLI."""
+"""Shared test helpers: throwaway courses with hand-written graders, running the real CLI, the real captures
+beside the checkout, and bounded waits on a state."""
 
 from __future__ import annotations
 
@@ -10,9 +11,27 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
+# item.stash[CALL_FAILED]: whether the test's own body failed (set in conftest), for fixtures that keep track of
+# the state a passing test promises to leave behind
+CALL_FAILED = pytest.StashKey[bool]()
+
 REPO = Path(__file__).resolve().parent.parent
+SHARED_ENV = "KUBELAB_SHARED"  # where shared/ is when the checkout is not beside it (a git worktree, say)
+
+
+def shared_realdata(sub: str = "") -> Path:
+    """The real captures (shared/realdata/<sub>), read at test time, never copied into the repository: most carry
+    no licence. CI lays them out as ../shared beside the repository root; a missing folder fails the test with
+    where it looked and how to fix it, never skips it."""
+    shared = Path(os.environ.get(SHARED_ENV) or REPO.parent / "shared")
+    path = shared / "realdata" / sub
+    if not path.exists():
+        pytest.fail(f"the real captures are not at {path}: check out shared/ beside the repository "
+                    f"({REPO.parent / 'shared'}) or set {SHARED_ENV}=/path/to/shared", pytrace=False)
+    return path
 
 
 def make_course(tmp: Path, grader_source: str, lab_id: str = "lab90", mutate=None) -> Path:
@@ -29,9 +48,20 @@ def make_course(tmp: Path, grader_source: str, lab_id: str = "lab90", mutate=Non
     return root
 
 
+# where this host keeps the twins, its caches and its Debian mirror: the CLI under test must use the same ones
+HOST_SETTINGS = ("KUBELAB_TWIN_DIR", "KUBELAB_CACHE_DIR", "KUBELAB_DEBIAN_MIRROR", "KUBELAB_CLUSTER_KEEP_WORK")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without what would change what the CLI grades or how (KUBELAB_COURSE,
+    KUBELAB_SSH_CONFIG, ... set in CI or a shell, NBGRADER_EXECUTION): a test passes those it means."""
+    return {k: v for k, v in os.environ.items()
+            if not (k.startswith("KUBELAB_") and k not in HOST_SETTINGS) and k != "NBGRADER_EXECUTION"}
+
+
 def kubelab(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the installed `kubelab` command for real and capture what a user would see."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**clean_environ(), **(env or {})}
     exe = shutil.which("kubelab") or str(Path(sys.executable).parent / "kubelab")
     return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
@@ -56,10 +86,29 @@ def environ(env: dict[str, str], drop: tuple[str, ...] = ()):
 
 def execute_notebook(nb, folder: Path, env: dict[str, str], *, timeout: int = 600, allow_errors: bool = False,
                      drop: tuple[str, ...] = ()):
-    """Run every cell of `nb` in a real kernel whose working folder is `folder`; returns nb with its outputs."""
+    """Run every cell of `nb` in a real kernel whose working folder is `folder`; returns nb with its outputs.
+    The kernel sees `env`, and none of this process's KUBELAB_*/NBGRADER_EXECUTION settings it was not given."""
     from nbclient import NotebookClient
 
+    kept = clean_environ()
+    drop = tuple(set(drop) | {k for k in os.environ if k not in kept and k not in env})
     with environ(env, drop):
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                        resources={"metadata": {"path": str(folder)}}).execute()
     return nb
+
+
+def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_s: float = 2):
+    """Poll `observe()` until `until(value)` holds; returns that value. Waits on the state, never a fixed time: a
+    state that does not come within `timeout_s` (a generous bound, not a speed claim) fails the test with what was
+    last seen."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = observe()
+        if until(seen):
+            return seen
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {timeout_s:.0f}s for {what}; last seen: {seen!r}", pytrace=False)
+        time.sleep(interval_s)

@@ -10,14 +10,24 @@ kind Node; coredns Pending) and the v1.29 static pod manifests (`--advertise-add
 
 `Sim136` holds the state; `mistake=` turns one realistic learner mistake on. `SimTarget` answers the grader's
 commands and API calls from it; `record_lab` records those answers into evidence exactly as on live nodes, and
-the tests replay the saved file."""
+the tests replay the saved file.
+
+What the grader compares with never comes from the grader's own rules or from course.yaml's derived values: the
+version is the literal kubeadm v1.36.4 reports, the `kubernetes` Service IP and the apiserver certificate's DNS
+names are read from a real `kubeadm init` log, the kube-dns ClusterIP from a real kubelet config (both captures
+used the default service CIDR 10.96.0.0/12, as the course does), read from ../shared/realdata at test time. The
+nodes answer commands from their files and programs (`find`, `cat`, `curl`, `kubectl`, ...) as a shell would,
+not from the grader's command strings. A command or API call the simulation cannot answer raises
+`SimulationGap`, an infrastructure error: the engine reports it as an error, never as the learner's fail."""
 
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import ipaddress
 import json
 import re
+import shlex
 import zlib
 from base64 import b64encode
 from dataclasses import dataclass, field
@@ -27,14 +37,42 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 from testinfra.backend.base import BaseBackend, CommandResult
 
+from helpers import shared_realdata
 from kubelab.engine.targets import Target
+from kubelab.errors import InfrastructureError
 
 NOW = 1_795_000_000  # the control plane's clock (date +%s) in the simulation
+LAB_USER = "vagrant"  # the Vagrant boxes' login user
 KUBEADM_PKI = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
                "apiserver-kubelet-client.key", "front-proxy-ca.crt", "front-proxy-ca.key", "front-proxy-client.crt",
                "front-proxy-client.key", "etcd/ca.crt", "etcd/ca.key", "etcd/server.crt", "etcd/server.key",
                "etcd/peer.crt", "etcd/peer.key", "etcd/healthcheck-client.crt", "etcd/healthcheck-client.key",
                "apiserver-etcd-client.crt", "apiserver-etcd-client.key", "sa.key", "sa.pub")
+
+VERSION = "v1.36.4"  # `kubeadm version -o short` and the API server's gitVersion of the release the course pins
+FLANNEL_POD_CIDR = "10.244.0.0/16"  # --pod-network-cidr for flannel: its kube-flannel.yml's default Network
+KUBEADM_SERVICE_CIDR = "10.96.0.0/12"  # kubeadm's default serviceSubnet (kubeadm init --service-cidr)
+
+
+class SimulationGap(InfrastructureError):
+    """The simulation has no answer: a gap in the stand-in, reported as an error, never as a learner's fail."""
+
+    def __init__(self, what: str):
+        super().__init__(f"the simulated control plane has no answer for {what}",
+                         "extend tests/lab04_evidence.py, or grade a real node")
+
+
+def captured_service_ips() -> tuple[list[str], str, str]:
+    """From real captures (the default service CIDR 10.96.0.0/12): the apiserver certificate's DNS names without
+    the node's own name and its first IP (the `kubernetes` Service) from a v1.32 `kubeadm init` log, and the
+    kube-dns ClusterIP (kubelet's clusterDNS) from a v1.29 kubelet config."""
+    log = next(shared_realdata("kubeadm-init-logs").glob("v1.32*")).read_text()
+    m = re.search(r"apiserver serving cert is signed for DNS names \[([^\]]*)\] and IPs \[(\S+) ", log)
+    assert m, "the v1.32 kubeadm init log names the apiserver certificate's SANs"
+    dns = [d for d in m.group(1).split() if d.startswith("kubernetes")]
+    kubelet = yaml.safe_load(next(shared_realdata("kubelet-config").glob("v1.29*.yaml")).read_text())
+    return dns, m.group(2), kubelet["clusterDNS"][0]
+
 
 MISTAKES = {
     # kubeadm init without --apiserver-advertise-address on a Vagrant VM: the default route's NIC (NAT)
@@ -86,7 +124,7 @@ def _ts(t: int) -> str:
 class Sim136:
     """A kubeadm v1.36 control plane right after init (no pod network yet, no worker joined)."""
 
-    course: object            # the course model (course.yaml)
+    course: object            # the course model: node names and IPs only (the VMs' identity, set from course.yaml)
     mistake: str | None = None
     # a correct init graded again the next day (no mistake): the 24 h token has expired ("expired"), and the
     # controller manager's token cleaner has deleted it ("cleaned", what a regrade really sees)
@@ -105,16 +143,14 @@ class Sim136:
             raise ValueError(self.endpoint)
         m = self.course
         self.cp = m.control_plane
-        self.version = "v1.35.2" if self.mistake == "wrong_version" else "v" + m.versions.kubernetes.patch
+        self.version = "v1.35.2" if self.mistake == "wrong_version" else VERSION
         self.advertise = "10.0.2.15" if self.mistake == "nat_advertise" else str(self.cp.ip)
         self.node_ip = "10.0.2.15" if self.mistake == "kubelet_nat_ip" else self.advertise
-        self.pod_cidr = "192.168.0.0/16" if self.mistake == "calico_cidr" else str(m.network.pod_cidr)
-        self.service_cidr = str(m.network.service_cidr)
-        svc = ipaddress.ip_network(self.service_cidr)
-        self.kubernetes_ip, self.dns_ip = str(svc[1]), str(svc[10])
-        self._cert_pem = _cert("kube-apiserver", ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                                                  "kubernetes.default.svc.cluster.local", self.cp.name],
-                               [self.kubernetes_ip, self.advertise])
+        self.pod_cidr = "192.168.0.0/16" if self.mistake == "calico_cidr" else FLANNEL_POD_CIDR
+        self.service_cidr = KUBEADM_SERVICE_CIDR
+        dns, self.kubernetes_ip, self.dns_ip = captured_service_ips()
+        self.san_ips = [self.kubernetes_ip, self.advertise]
+        self._cert_pem = _cert("kube-apiserver", dns + [self.cp.name], self.san_ips)
 
     # -- files and commands on the nodes ------------------------------------------------------------------
     def kubeconfig(self) -> str:
@@ -142,57 +178,114 @@ class Sim136:
             "spec": {"containers": [{"command": cmd, "image": f"registry.k8s.io/kube-apiserver:{self.version}",
                                      "name": "kube-apiserver"}], "hostNetwork": True}, "status": {}})
 
+    def files(self, node: str) -> dict[str, tuple[str, int]]:
+        """path -> (content, mode) of what kubeadm init leaves on the control plane, and the lab user's copy of
+        admin.conf; the worker has none of it yet."""
+        if node != self.cp.name:
+            return {"/etc/machine-id": (f"{'%032x' % zlib.crc32(node.encode())}\n", 0o444)}
+        f = {f"/etc/kubernetes/pki/{p}": ("(simulated)\n", 0o600 if p.endswith(".key") else 0o644) for p in KUBEADM_PKI}
+        f["/etc/kubernetes/pki/apiserver.crt"] = (self._cert_pem, 0o644)
+        confs = ["admin", "controller-manager", "kubelet", "scheduler", "super-admin"]
+        if self.mistake == "no_super_admin":
+            confs.remove("super-admin")
+        f.update({f"/etc/kubernetes/{c}.conf": (self.kubeconfig(), 0o600) for c in confs})
+        for comp in ("etcd", "kube-controller-manager", "kube-scheduler", "kube-apiserver"):
+            if comp == "kube-apiserver" and self.mistake == "apiserver_down":
+                continue  # moved out to /tmp
+            f[f"/etc/kubernetes/manifests/{comp}.yaml"] = (
+                self.apiserver_manifest() if comp == "kube-apiserver" else f"kind: Pod\nmetadata: {{name: {comp}}}\n",
+                0o600)
+        f[f"/home/{LAB_USER}/.kube/config"] = (self.kubeconfig(), 0o600)
+        f["/etc/machine-id"] = (f"{'%032x' % zlib.crc32(node.encode())}\n", 0o444)
+        return f
+
     def answer(self, node: str, cmd: str) -> tuple[int, str, str]:
-        """What a node answers to one of the grader's commands."""
-        cp = node == self.cp.name
-        down = self.mistake == "apiserver_down"
-        url = f"https://{self.cp.ip}:6443/readyz"
-        if cmd == "date +%s":
+        """What a node's shell answers: `a; b` runs both, `sudo -n [-u user -H]` picks who runs it, `2>&1` merges
+        the error stream."""
+        rc, out, err = 0, "", ""
+        for part in cmd.split("; "):
+            rc, o, e = self._run(node, part)
+            out, err = out + o, err + e
+        return rc, out, err
+
+    def _run(self, node: str, cmd: str) -> tuple[int, str, str]:
+        merge = cmd.endswith(" 2>&1")
+        argv = shlex.split(cmd.removesuffix(" 2>&1"))
+        user = LAB_USER
+        if argv[:2] == ["sudo", "-n"]:
+            argv, user = argv[2:], "root"
+            if argv[:1] == ["-u"] and argv[2:3] == ["-H"]:
+                argv, user = argv[3:], argv[1]
+        rc, out, err = self._program(node, user, argv, cmd)
+        return (rc, out + err, "") if merge else (rc, out, err)
+
+    def _program(self, node: str, user: str, argv: list[str], cmd: str) -> tuple[int, str, str]:
+        files = self.files(node)
+        prog, args = argv[0], argv[1:]
+        if argv == ["date", "+%s"]:
             return 0, f"{NOW}\n", ""
-        if cmd == "hostname; cat /etc/machine-id":  # identity (kubelab.evidence.identity)
-            return 0, f"{node}\n{'%032x' % (zlib.crc32(node.encode()))}\n", ""
-        if cp and "/v3/maintenance/status" in cmd:
-            return 0, json.dumps({"header": {"cluster_id": "14841639068965178418", "member_id": "1", "revision": "900"},
-                                  "version": "3.6.5"}), ""
-        if "curl" in cmd and url in cmd:
-            if down:
-                return 7, "", f"curl: (7) Failed to connect to {self.cp.ip} port 6443 after 0 ms: Couldn't connect to server\n"
-            if self.advertise != str(self.cp.ip) and not cp:  # bound to all, answers; but the cert lacks the IP on cp
-                return 0, "ok", ""
-            if self.advertise != str(self.cp.ip):
-                return 60, "", ("curl: (60) SSL: no alternative certificate subject name matches target host "
-                                f"name '{self.cp.ip}'\n")
-            return 0, "ok", ""
-        if not cp:
-            raise AssertionError(f"the simulation has no answer for `{cmd}` on {node}")
-        if cmd == f"getent ahostsv4 {self.cp.name}" and self.endpoint:
+        if argv == ["hostname"]:
+            return 0, f"{node}\n", ""
+        if prog == "cat" and len(args) == 1:
+            content, mode = files.get(args[0], (None, 0))
+            if content is None:
+                return 1, "", f"cat: {args[0]}: No such file or directory\n"
+            if user != "root" and not mode & 0o004:
+                return 1, "", f"cat: {args[0]}: Permission denied\n"
+            return 0, content, ""
+        if prog == "find" and user == "root":
+            return self._find(files, args, cmd)
+        if argv == ["kubeadm", "version", "-o", "short"] and node == self.cp.name:
+            return 0, self.version + "\n", ""
+        if prog == "curl":
+            return self._curl(node, args, cmd)
+        if argv == ["getent", "ahostsv4", self.cp.name] and node == self.cp.name and self.endpoint:
+            # /etc/hosts on the control plane: Lab 1's line for the private IP, or Debian's 127.0.1.1 line first
             ip = "127.0.1.1" if self.endpoint == "name_loopback" else str(self.cp.ip)
             return 0, f"{ip}       STREAM {self.cp.name}\n{ip}       DGRAM  \n{ip}       RAW    \n", ""
-        if cmd == "sudo -n find /etc/kubernetes/pki -type f":
-            return 0, "".join(f"/etc/kubernetes/pki/{f}\n" for f in KUBEADM_PKI), ""
-        if cmd == "cat /etc/kubernetes/pki/apiserver.crt":
-            return 0, self._cert_pem, ""
-        if cmd == "kubeadm version -o short":
-            return 0, self.version + "\n", ""
-        if cmd == "sudo -n find /etc/kubernetes -maxdepth 1 -name '*.conf'":
-            confs = ["admin", "controller-manager", "kubelet", "scheduler", "super-admin"]
-            if self.mistake == "no_super_admin":
-                confs.remove("super-admin")
-            return 0, "".join(f"/etc/kubernetes/{c}.conf\n" for c in confs), ""
-        if cmd == "sudo -n cat /etc/kubernetes/admin.conf":
-            return 0, self.kubeconfig(), ""
-        if cmd == "sudo -n find /etc/kubernetes/manifests -maxdepth 1 -type f":
-            names = ["etcd", "kube-controller-manager", "kube-scheduler"] + ([] if down else ["kube-apiserver"])
-            return 0, "".join(f"/etc/kubernetes/manifests/{n}.yaml\n" for n in names), ""
-        if cmd == "sudo -n cat /etc/kubernetes/manifests/kube-apiserver.yaml":
-            return (1, "", "cat: /etc/kubernetes/manifests/kube-apiserver.yaml: No such file or directory\n") if down \
-                else (0, self.apiserver_manifest(), "")
-        m = re.fullmatch(r"sudo -n -u (\S+) -H kubectl get node (\S+) -o name --request-timeout=10s 2>&1", cmd)
-        if m:
-            if down:
-                return 1, f"The connection to the server {self.advertise}:6443 was refused - did you specify the right host or port?\n", ""
-            return 0, f"node/{m.group(2)}\n", ""
-        raise AssertionError(f"the simulation has no answer for `{cmd}` on {node}")
+        if prog == "kubectl" and args[:2] == ["get", "node"]:
+            home = "/root" if user == "root" else f"/home/{user}"
+            if f"{home}/.kube/config" not in files:
+                return 1, "", "The connection to the server localhost:8080 was refused - did you specify the right host or port?\n"
+            if self.mistake == "apiserver_down":
+                return 1, "", f"The connection to the server {self.advertise}:6443 was refused - did you specify the right host or port?\n"
+            return 0, f"node/{args[2]}\n" if "-o" in args and args[args.index("-o") + 1] == "name" else "", ""
+        raise SimulationGap(f"`{cmd}` on {node}")
+
+    @staticmethod
+    def _find(files, args: list[str], cmd: str) -> tuple[int, str, str]:
+        top, rest = args[0].rstrip("/"), args[1:]
+        depth, kind, pattern = None, None, "*"
+        while rest:
+            opt, val, rest = rest[0], rest[1], rest[2:]
+            if opt == "-maxdepth":
+                depth = int(val)
+            elif opt == "-type":
+                kind = val
+            elif opt == "-name":
+                pattern = val
+            else:
+                raise SimulationGap(f"`{cmd}` (find {opt})")
+        if kind not in (None, "f"):
+            raise SimulationGap(f"`{cmd}` (find -type {kind})")
+        found = [p for p in files if p.startswith(top + "/") and fnmatch.fnmatch(p.rsplit("/", 1)[1], pattern)
+                 and (depth is None or p[len(top) + 1:].count("/") < depth)]
+        return 0, "".join(f"{p}\n" for p in sorted(found)), ""
+
+    def _curl(self, node: str, args: list[str], cmd: str) -> tuple[int, str, str]:
+        url = urlsplit(next(a for a in args if a.startswith("https://")))
+        if url.port == 2379 and url.hostname == "127.0.0.1" and node == self.cp.name \
+                and url.path == "/v3/maintenance/status":
+            return 0, json.dumps({"header": {"cluster_id": "14841639068965178418", "member_id": "1",
+                                             "revision": "900"}, "version": "3.6.5"}), ""
+        if url.port != 6443 or url.hostname not in (str(self.cp.ip), self.advertise) or url.path != "/readyz":
+            raise SimulationGap(f"`{cmd}` on {node}")
+        if self.mistake == "apiserver_down":
+            return 7, "", f"curl: (7) Failed to connect to {url.hostname} port 6443 after 0 ms: Couldn't connect to server\n"
+        # the API server listens on every address; curl checks the certificate's IPs unless told not to (-k)
+        if "-k" not in args and url.hostname not in self.san_ips:
+            return 60, "", f"curl: (60) SSL: no alternative certificate subject name matches target host name '{url.hostname}'\n"
+        return 0, "ok", ""
 
     # -- the API ------------------------------------------------------------------------------------------
     def _meta(self, name, ns=None, **extra):
@@ -279,7 +372,7 @@ class Sim136:
 
     def api(self, method: str, url: str) -> tuple[int, dict]:
         if self.mistake == "apiserver_down":
-            raise AssertionError("the grader asked the API although it is down (its checks must be blocked)")
+            raise SimulationGap(f"{method} {url} while the API server is down (its checks must be blocked)")
         parts = urlsplit(url)
         path, q = unquote(parts.path), {k: v[0] for k, v in parse_qs(parts.query).items()}
         sel = q.get("fieldSelector", "")
@@ -346,7 +439,7 @@ class Sim136:
             return lst("ServiceList", [{"metadata": self._meta("kube-dns", "kube-system", labels={"k8s-app": "kube-dns"}),
                                         "spec": {"clusterIP": self.dns_ip, "ports": [{"name": "dns", "port": 53,
                                                                                       "protocol": "UDP"}]}}])
-        raise AssertionError(f"the simulation has no answer for {method} {url}")
+        raise SimulationGap(f"{method} {url}")
 
 
 class _SimBackend(BaseBackend):

@@ -1,9 +1,9 @@
 """Lab 2's parsing of containerd and apt facts (kubelab.containerd_config, kubelab.aptfacts).
 
 Proof: recorded evidence — `containerd config default` as printed by Debian's containerd 1.6.20 (bookworm)
-and 2.1.9 (sid) on the project's machine (tests/data/containerd/), outputs captured from the lab twins, and,
-when present beside the checkout, the public captures in shared/realdata/containerd-config/ (containerd
-1.7 and 2.1.4 with SystemdCgroup set)."""
+and 2.1.9 (sid) on the project's machine (tests/data/containerd/), outputs captured from the lab twins, and
+the public captures in ../shared/realdata/containerd-config/ beside the checkout (containerd 1.7 and 2.1.4 with
+SystemdCgroup set; read there, not copied: they carry no licence; missing, the test fails saying where it looked)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import shared_realdata
 from kubelab import aptfacts
 from kubelab import containerd_config as cc
 
 DATA = Path(__file__).parent / "data" / "containerd"
-REALDATA = Path("/work/shared/realdata/containerd-config")
 DEFAULT_16 = (DATA / "config-default-1.6.20-debian.toml").read_text()
 DEFAULT_21 = (DATA / "config-default-2.1.9-debian.toml").read_text()
 
@@ -122,10 +122,9 @@ def test_plugin_status():
                          .replace("images                   -              error", "images - ok")) == "error"
 
 
-@pytest.mark.skipif(not REALDATA.is_dir(), reason="shared/realdata exists only beside the project's checkout")
 @pytest.mark.parametrize("name, version", [("containerd-1.7_*.toml", 2), ("containerd-2.1.4_*.toml", 3)])
 def test_public_captures_with_systemd_cgroup(name, version):
-    (path,) = REALDATA.glob(name)
+    (path,) = shared_realdata("containerd-config").glob(name)
     cfg = cc.parse(path.read_text())
     found = cc.runtime_cgroup(cfg)
     assert found.layout.version == version and found.ok

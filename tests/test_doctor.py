@@ -6,8 +6,8 @@ main CLI, every case runs the installed `kubelab doctor` as a subprocess; until 
 runs in-process through typer's CliRunner on an app wired exactly as the lead will
 (`app.command("doctor")(doctor_command)`). Each rule has a failing host (exit 1, its message and fix) and a
 passing one (exit 0) next to it. The facts are simulated because this machine has no Vagrant, no hypervisor
-and no Windows; `test_gather_on_this_machine` is the one proof on real facts (this machine lacks Vagrant, so
-that finding must appear).
+and no Windows. Real facts: `test_gather_on_this_machine` (this machine, with the Vagrant the test command
+installs) and the facts recorded on it with Vagrant hidden from PATH, judged as a learner's report.
 """
 
 from __future__ import annotations
@@ -226,20 +226,17 @@ def test_json_report_replays_as_facts(tmp_path):
 
 
 def test_gather_on_this_machine(tmp_path):
+    """Real facts of this machine, which has Vagrant (the test command installs it): the facts say what the tool
+    itself says, survive the JSON round trip, and the command judges them without a crash."""
     facts = gather()
     assert isinstance(facts, HostFacts)
     assert facts.os == "linux" and facts.cpus == os.cpu_count()
     assert facts.free_memory_mb and facts.total_memory_mb and facts.free_memory_mb <= facts.total_memory_mb
     assert any(n.interface == "lo" for n in facts.networks)
-    # whatever this machine has, the facts must say the same as the tool itself
     vagrant = shutil.which("vagrant")
-    if vagrant is None:
-        assert facts.vagrant_version is None
-        findings = evaluate(facts, load_course(REPO).model)
-        assert any(f.severity == "error" and f.title.startswith("Vagrant is not installed") for f in findings)
-    else:
-        reported = subprocess.run([vagrant, "--version"], capture_output=True, text=True).stdout
-        assert facts.vagrant_version and facts.vagrant_version in reported
+    assert vagrant, "no vagrant on PATH: the test command installs it (apt-get install vagrant)"
+    reported = subprocess.run([vagrant, "--version"], capture_output=True, text=True).stdout
+    assert facts.vagrant_version and facts.vagrant_version in reported
     # gathered facts survive the JSON round trip a learner's report takes
     path = tmp_path / "real.json"
     path.write_text(facts.model_dump_json())
@@ -248,8 +245,35 @@ def test_gather_on_this_machine(tmp_path):
     r = run_doctor("--course", str(REPO))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
-    if vagrant is None:
-        assert "Vagrant is not installed" in r.stdout
+
+
+def _path_without(tool: str, folder: Path) -> str:
+    """This PATH with `tool` hidden: every other program of every PATH folder linked into `folder`."""
+    folder.mkdir()
+    for d in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            link = folder / name
+            if name != tool and not link.exists() and os.access(os.path.join(d, name), os.X_OK):
+                link.symlink_to(os.path.join(d, name))
+    return str(folder)
+
+
+def test_facts_recorded_without_vagrant_say_it_is_not_installed(tmp_path, monkeypatch):
+    """Real facts recorded on this machine with Vagrant hidden from PATH (everything else as it is), handed to
+    the command with --facts as a learner's report: Vagrant is not installed, exit 1, with the fix."""
+    monkeypatch.setenv("PATH", _path_without("vagrant", tmp_path / "bin"))
+    assert shutil.which("vagrant") is None
+    facts = gather()
+    monkeypatch.undo()
+    assert facts.vagrant_version is None and facts.vagrant_plugins == {}
+    recorded = tmp_path / "no-vagrant.json"
+    recorded.write_text(facts.model_dump_json())
+    r = run_doctor("--course", str(REPO), "--facts", str(recorded))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Vagrant is not installed" in r.stdout and "install Vagrant 2.4.0 or newer" in r.stdout, r.stdout
+    assert "Traceback" not in r.stderr
 
 
 def test_networks_conf_parsing():

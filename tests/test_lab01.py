@@ -22,6 +22,7 @@ from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
 from kubelab.evidence import comparable, replay_lab
 from kubelab.evidence.model import load, save
+from kubelab.evidence.record import RecordingTarget
 
 pytestmark = pytest.mark.twins
 
@@ -42,6 +43,34 @@ def course():
     return load_course(REPO)
 
 
+@pytest.fixture(scope="module")
+def nodes(fresh_twins):
+    """The module's twins and the state they are known to be in: "fresh" (as the module got them), "solved"
+    (the solution notebook run, full marks graded) or "changed". A test states what it needs (`fresh`,
+    `solved`) and gets it made if the tests before did not leave it, so each test also passes alone."""
+    return {"twins": fresh_twins, "state": "fresh"}
+
+
+@pytest.fixture
+def fresh(nodes):
+    if nodes["state"] != "fresh":
+        nodes["twins"].up(fresh=True, progress=None)
+        nodes["state"] = "fresh"
+    return nodes["twins"]
+
+
+@pytest.fixture
+def solved(nodes, course, tmp_path_factory):
+    if nodes["state"] != "solved":
+        nodes["state"] = "changed"
+        ssh_config = nodes["twins"].ssh_config_file()
+        run_notebook(course.solution_path("lab01"), ssh_config, tmp_path_factory.mktemp("solve"))
+        p, result = grade_json(ssh_config, tmp_path_factory.mktemp("solved"), "solved")
+        assert p.returncode == 0 and result["score"] == result["max_score"], p.stdout
+        nodes["state"] = "solved"
+    return nodes["twins"]
+
+
 def grade_json(ssh_config, tmp_path, name):
     """Grade live, recording evidence; replay the evidence and demand the same result (issue 4)."""
     out, evidence, replayed = (tmp_path / f"{name}{suffix}" for suffix in (".json", ".evidence.json", ".replay.json"))
@@ -54,8 +83,8 @@ def grade_json(ssh_config, tmp_path, name):
     return p, live
 
 
-def test_fresh_twins_fail_with_hints(fresh_twins, tmp_path):
-    p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "fresh")
+def test_fresh_twins_fail_with_hints(fresh, tmp_path):
+    p, result = grade_json(fresh.ssh_config_file(), tmp_path, "fresh")
     assert p.returncode == 1, p.stdout + p.stderr
     assert result["status"] == "failed" and 0 < result["score"] < result["max_score"]
     by_check: dict[str, list[dict]] = {}
@@ -77,10 +106,13 @@ def test_grading_is_read_only_and_uses_one_connection_per_node(fresh_twins, cour
     marker = "/tmp/.kubelab-readonly-marker"
     for node in ("master", "worker"):
         assert target.host(node).run("sudo -n touch %s && sleep 1", marker).rc == 0
-    before = target.stats.connections_opened
-    run_lab(course, "lab01", target)
+    before, sent_before = target.stats.connections_opened, target.stats.commands_sent
+    recorder = RecordingTarget(target)  # writes down each command the grader sends, as the evidence does
+    run_lab(course, "lab01", recorder)
     assert target.stats.connections_opened == before == 2
-    assert target.stats.commands_sent > 20
+    # every command the grader sent went over those two connections, and both nodes were asked
+    assert target.stats.commands_sent - sent_before == sum(len(cmds) for cmds in recorder.commands.values())
+    assert sorted(n for n, cmds in recorder.commands.items() if cmds) == ["master", "worker"]
     for node in ("master", "worker"):
         changed = target.host(node).run(
             "sudo -n find /etc /var/lib /root /home -xdev -newer %s -not -path '/var/lib/systemd/*' -print", marker)
@@ -88,15 +120,18 @@ def test_grading_is_read_only_and_uses_one_connection_per_node(fresh_twins, cour
     target.close()
 
 
-def run_notebook(path, ssh_config):
+def run_notebook(path, ssh_config, folder):
+    """The notebook run in a real kernel whose working folder is `folder` (a tmp dir: nothing lands in the
+    repository)."""
     nb = nbformat.read(path, as_version=4)
     env = {"KUBELAB_SSH_CONFIG": str(ssh_config), "KUBELAB_COURSE": str(REPO)}
-    execute_notebook(nb, path.parent, env)
+    execute_notebook(nb, folder, env)
     return nb
 
 
-def test_solution_notebook_brings_full_marks(fresh_twins, course, tmp_path):
-    nb = run_notebook(course.solution_path("lab01"), fresh_twins.ssh_config_file())
+def test_solution_notebook_brings_full_marks(fresh, nodes, course, tmp_path):
+    nodes["state"] = "changed"
+    nb = run_notebook(course.solution_path("lab01"), fresh.ssh_config_file(), tmp_path)
     grading = nb.cells[-1]
     assert 'grade("lab01")' in grading.source
     results = [o for o in grading.outputs if o.output_type == "execute_result"]
@@ -105,32 +140,37 @@ def test_solution_notebook_brings_full_marks(fresh_twins, course, tmp_path):
         "nbgrader scores a cell that writes to stderr as zero"
     assert any("text/html" in o.get("data", {}) for o in grading.outputs)
 
-    p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "solved")
+    p, result = grade_json(fresh.ssh_config_file(), tmp_path, "solved")
     assert p.returncode == 0, p.stdout
     assert result["score"] == result["max_score"] and result["status"] == "passed"
+    nodes["state"] = "solved"
 
 
-def test_full_marks_survive_a_restart(fresh_twins, tmp_path):
-    fresh_twins.restart()
-    p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "restarted")
+def test_full_marks_survive_a_restart(solved, nodes, tmp_path):
+    nodes["state"] = "changed"
+    solved.restart()
+    p, result = grade_json(solved.ssh_config_file(), tmp_path, "restarted")
     failed = [c for c in result["checks"] if c["status"] != str(Status.PASS)]
     assert p.returncode == 0 and not failed, failed
+    nodes["state"] = "solved"
 
 
-def test_hostname_and_bridged_traffic_mistakes_fail_live(fresh_twins, tmp_path):
+def test_hostname_and_bridged_traffic_mistakes_fail_live(solved, nodes, tmp_path):
     """Live on the twins, from full marks: the worker renamed to the box's own name (a Vagrantfile without
     config.vm.hostname) and bridged traffic taken out of iptables at runtime (sysctl -w ...=0) — hostname and
     bridge_nf_live fail on the worker with expected vs actual and their hints (resolves_own_name, which builds on
     the hostname, is blocked); put back, full marks again."""
-    target = SshConfigTarget(load_course(REPO), fresh_twins.ssh_config_file())
+    nodes["state"] = "changed"
+    target = SshConfigTarget(load_course(REPO), solved.ssh_config_file())
     worker = target.host("worker")
     try:
         broke = worker.run("sudo -n hostname bookworm && sudo -n sysctl -qw net.bridge.bridge-nf-call-iptables=0")
         assert broke.rc == 0, broke.stderr
-        p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "broken")
+        p, result = grade_json(solved.ssh_config_file(), tmp_path, "broken")
     finally:
-        worker.run("sudo -n hostname worker; sudo -n sysctl -qw net.bridge.bridge-nf-call-iptables=1")
+        back = worker.run("sudo -n hostname worker && sudo -n sysctl -qw net.bridge.bridge-nf-call-iptables=1")
         target.close()
+    assert back.rc == 0, back.stderr
     assert p.returncode == 1, p.stdout
     by_id = {c["id"]: c for c in result["checks"]}
     h, b = by_id["hostname[worker]"], by_id["bridge_nf_live[worker]"]
@@ -141,8 +181,9 @@ def test_hostname_and_bridged_traffic_mistakes_fail_live(fresh_twins, tmp_path):
     assert by_id["resolves_own_name[worker]"]["status"] == "blocked"  # it builds on the hostname
     assert {cid for cid, c in by_id.items() if c["status"] != "pass"} == \
         {"hostname[worker]", "bridge_nf_live[worker]", "resolves_own_name[worker]"}
-    p, result = grade_json(fresh_twins.ssh_config_file(), tmp_path, "put-back")
+    p, result = grade_json(solved.ssh_config_file(), tmp_path, "put-back")
     assert p.returncode == 0, [c for c in result["checks"] if c["status"] != "pass"]
+    nodes["state"] = "solved"
 
 
 SWAP_ON = ("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
@@ -166,12 +207,12 @@ def _changed(evidence_path, tmp_path, node, cmd, rc=None, stdout=None):
     ("master", "test -d /proc/sys/net/bridge", 1, None, "modules_active", "missing: br_netfilter", "modprobe",
      {"bridge_nf_live[master]"}),
 ], ids=["swap_on_now", "br_netfilter_not_loaded"])
-def test_what_a_twin_cannot_show_fails_from_its_recording(fresh_twins, tmp_path, node, cmd, rc, stdout, check,
+def test_what_a_twin_cannot_show_fails_from_its_recording(solved, tmp_path, node, cmd, rc, stdout, check,
                                                            words, hint_word, blocked):
     """Recorded evidence: the live recording of the solved twins with one observation changed to what a VM shows
     (a twin cannot turn swap on or unload a module). The check fails with expected vs actual and its hint, what
     builds on it is blocked, every other check still passes."""
-    p, _ = grade_json(fresh_twins.ssh_config_file(), tmp_path, "solved-again")
+    p, _ = grade_json(solved.ssh_config_file(), tmp_path, "solved-again")
     assert p.returncode == 0, p.stdout
     result, _ = replay_lab(load_course(REPO), "lab01",
                            _changed(tmp_path / "solved-again.evidence.json", tmp_path, node, cmd, rc, stdout))

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, kubelab, execute_notebook
+from helpers import CALL_FAILED, REPO, kubelab, execute_notebook
 from kubelab.cluster.cluster import Ssh
 from kubelab.cluster.debs import deb_version, ensure_debs
 from kubelab.course import load_course
@@ -78,6 +78,14 @@ class Lab3:
         self.tmp = tmp
         self.ssh = Ssh(twins.ssh_config_file())
         self.course = load_course(root)
+        self.state = "changed"  # "before" (Lab 2 done, Lab 3 not started), "solved" (full marks graded), "changed"
+
+    def make_before(self) -> None:
+        """Fresh twins with Lab 2's state: what Lab 3 starts from."""
+        self.twins.up(fresh=True, progress=None)
+        for n in self.course.model.nodes:
+            self.sh(n.name, LAB2_STATE.format(url=self.url), what="Lab 2's state (containerd)")
+        self.state = "before"
 
     def sh(self, node: str, script: str, what: str = "test step", check: bool = True):
         return self.ssh.run(node, script, what=what, timeout=300, check=check)
@@ -116,13 +124,39 @@ def lab3(fresh_twins, tmp_path_factory):
             t0 = time.monotonic()
             for n in course.model.nodes:
                 env.sh(n.name, LAB2_STATE.format(url=url), what="Lab 2's state (containerd)")
+            env.state = "before"
             env.lab2_s = time.monotonic() - t0
             yield env
     finally:
         repo.cleanup()
 
 
-def test_before_lab3_everything_fails_or_is_blocked_with_hints(lab3):
+@pytest.fixture
+def before(lab3):
+    """Lab 2 done, Lab 3 not started: made again (fresh twins) if a test before changed the nodes."""
+    if lab3.state != "before":
+        lab3.make_before()
+    return lab3
+
+
+@pytest.fixture
+def solved(lab3, request):
+    """Full marks (the solution notebook run, graded), made if a test before did not leave them so. A test that
+    changes the nodes puts them back and grades full marks again before it passes."""
+    if lab3.state != "solved":
+        if lab3.state != "before":
+            lab3.make_before()
+        lab3.state = "changed"
+        run_notebook(lab3.course.solution_path("lab03"), lab3.twins.ssh_config_file(), lab3.root)
+        p, result = lab3.grade("solved-for-the-next-test")
+        assert p.returncode == 0, [c for c in result["checks"] if c["status"] != "pass"]
+    lab3.state = "changed"
+    yield lab3
+    if not request.node.stash.get(CALL_FAILED, True):
+        lab3.state = "solved"
+
+
+def test_before_lab3_everything_fails_or_is_blocked_with_hints(before, lab3):
     """Live on twins: Lab 2 done, Lab 3 not started."""
     p, result = lab3.grade("before")
     assert p.returncode == 1
@@ -146,9 +180,10 @@ def run_notebook(path, ssh_config, course_root):
     return nb
 
 
-def test_solution_notebook_brings_full_marks(lab3):
+def test_solution_notebook_brings_full_marks(before, lab3):
     """Live on twins: the solution notebook run for real (nbclient, `%%node` cells over SSH) against the
     local repository; then graded by the CLI, read-only."""
+    lab3.state = "changed"
     t0 = time.monotonic()
     try:
         nb = run_notebook(lab3.course.solution_path("lab03"), lab3.twins.ssh_config_file(), lab3.root)
@@ -181,9 +216,10 @@ def test_solution_notebook_brings_full_marks(lab3):
     master = lab3.sh("master", "dpkg-query -W -f='${Version}' kubeadm; echo; cat /etc/default/kubelet; "
                                "apt-mark showhold | tr '\\n' ' '").stdout
     assert deb_version() in master and "--node-ip=192.168.56.10" in master and "kubeadm kubectl kubelet" in master
+    lab3.state = "solved"
 
 
-def test_realistic_mistakes_fail_with_their_hints(lab3):
+def test_realistic_mistakes_fail_with_their_hints(solved, lab3):
     """Live on twins: on top of the solved state, one realistic mistake per check, each failing alone with
     expected vs actual and its hint; then undone, back to full marks."""
     src = lab3.course.model.apt_source("kubernetes")
@@ -240,14 +276,14 @@ rm /usr/local/bin/kubectl
     assert p.returncode == 0, [c for c in result["checks"] if c["status"] != "pass"]
 
 
-def test_containerd_down_blocks_the_checks_that_need_it(lab3):
+def test_containerd_down_blocks_the_checks_that_need_it(solved, lab3):
     """Live on twins: containerd stopped on the worker -> its own check fails, the pause-image check is
     blocked (not failed); everything else still passes."""
     lab3.sh("worker", "systemctl stop containerd")
     try:
         p, result = lab3.grade("containerd-down")
     finally:
-        lab3.sh("worker", "systemctl start containerd")
+        lab3.sh("worker", "systemctl start containerd && systemctl is-active containerd")
     checks = by_check(result)
     assert checks[("containerd_active", "worker")]["status"] == "fail"
     assert "systemctl enable --now containerd" in checks[("containerd_active", "worker")]["hint"]
@@ -257,7 +293,7 @@ def test_containerd_down_blocks_the_checks_that_need_it(lab3):
         {"containerd_active[worker]", "sandbox_image[worker]"}
 
 
-def test_the_grader_reads_the_pin_from_course_yaml(lab3):
+def test_the_grader_reads_the_pin_from_course_yaml(solved, lab3):
     """Live on twins: the same nodes graded against a course pinned at 1.20.3 fail the version checks
     (1.20.2 is installed) and the repository line still passes (same minor)."""
     other = course_copy(lab3.tmp / "course-1.20.3", lab3.url, patch="1.20.3")

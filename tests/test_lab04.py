@@ -8,11 +8,14 @@ Two kinds of proof, each test says which:
   and the kubernetes client, records evidence, and the evidence replays to the same result. 1.20's own forms are
   what the grader must accept there (taint node-role.kubernetes.io/master, ConfigMap kubelet-config-1.20, no
   super-admin.conf); what 1.20 lacks here (the pinned 1.36.4, the kube-proxy addon: the twin cluster skips it)
-  fails, and is asserted to.
+  fails, and is asserted to. Breaks done live and put back (each restore checked): the scheduler's manifest, a PKI
+  file, scheduler.conf and the bootstrap token; the control-plane taint removed; the API server's manifest moved
+  out. pinned_version passes live with a course copy pinned to what runs (1.20.2).
 - "recorded evidence modelled on shared/realdata/...": a kubeadm v1.36 control plane simulated as data
   (tests/lab04_evidence.py, modelled on the real kubeadm-init-logs, nodes-json, pods-json and
-  static-pod-manifests captures), recorded through the same recording seam into an evidence file, and graded by
-  replaying that file: the full-marks state and one realistic mistake per check.
+  static-pod-manifests captures, and reading its service IPs from ../shared/realdata at test time), recorded
+  through the same recording seam into an evidence file, and graded by replaying that file: the full-marks state
+  and one realistic mistake per check, for the 1.36 forms 1.20 cannot show.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 
 import pytest
 
-from helpers import REPO, kubelab
+from helpers import REPO, kubelab, make_course, wait_for
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
 from kubelab.engine.runner import run_lab
@@ -48,7 +51,11 @@ def course():
 # ------------------------------------------------------------------------------------------------------------
 
 def _record_sim(course, mistake, path, monkeypatch):
-    """Record the simulated control plane into an evidence file (virtual time: a polling check does not sleep)."""
+    """Record the simulated control plane into an evidence file (virtual time: a polling check does not sleep).
+
+    The one patch: record_lab has no clock parameter, so its run_lab is handed the replay's virtual clock (a
+    failing api_reachable would otherwise sleep its 30 s of polling against data that cannot change). Recording,
+    grading and evidence are the real code; real waiting is proven live (test_lab05's pod_reachable)."""
     import kubelab.evidence as ev
 
     clock = ReplayClock()
@@ -173,6 +180,23 @@ def test_a_correct_init_regraded_the_next_day_keeps_full_marks(course, tmp_path,
         [(c.id, c.status, c.expected, c.actual) for c in replayed.checks if str(c.status) != "pass"]
 
 
+def test_a_question_the_simulation_cannot_answer_is_an_error_not_a_fail(course, tmp_path):
+    """Simulation: a check asking the simulated nodes something the simulation does not model gets status
+    "error" with the gap named (an infrastructure error), never a learner-facing "fail"."""
+    grader = """
+        from kubelab.engine import check
+
+        @check("asks what the simulation does not model", on="control-plane", points=1, hint="none")
+        def test_unmodelled(host):
+            host.run("systemctl is-active kubelet")
+    """
+    copy = load_course(make_course(tmp_path, grader, lab_id=LAB))
+    result = run_lab(copy, LAB, SimTarget(copy, Sim136(copy.model)))
+    (c,) = result.checks
+    assert str(c.status) == "error", (c.status, c.actual, c.message)
+    assert "the simulated control plane has no answer for `systemctl is-active kubelet`" in c.message, c.message
+
+
 # ------------------------------------------------------------------------------------------------------------
 # real 1.20 cluster on twins, stopped after kubeadm init
 # ------------------------------------------------------------------------------------------------------------
@@ -223,6 +247,7 @@ def _grade(course, ts):
         target.close()
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_right_after_init_the_grader_sees_what_kubeadm_left(init_cluster, tmp_path):
     """Real 1.20 cluster on twins, right after kubeadm init: PKI + SANs, kubeconfigs, the four static pods running,
     the API at https://192.168.56.10:6443 from both nodes, advertise address and node IP, the uploaded ConfigMaps
@@ -251,6 +276,7 @@ def test_right_after_init_the_grader_sees_what_kubeadm_left(init_cluster, tmp_pa
     assert dns.stdout.startswith("Pending Pending") and "node.kubernetes.io/not-ready" in dns.stdout, dns.stdout
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_lab_user_kubeconfig_as_the_notebook_writes_it(init_cluster, course):
     """Real 1.20 cluster on twins: the lab user copies admin.conf to ~/.kube/config exactly as kubeadm's success
     message (and the notebook) says; `kubectl get node` as that user then works and the check passes."""
@@ -260,10 +286,18 @@ def test_lab_user_kubeconfig_as_the_notebook_writes_it(init_cluster, course):
     made = _ssh(ts, "master", "mkdir -p $HOME/.kube && sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config "
                 "&& sudo chown $(id -u):$(id -g) $HOME/.kube/config && kubectl get nodes", user_cmd=True)
     assert made.returncode == 0 and "NotReady" in made.stdout, made.stdout + made.stderr
-    got = _grade(course, ts)
+    try:
+        got = _grade(course, ts)
+    finally:
+        removed = _ssh(ts, "master", "rm -r $HOME/.kube", user_cmd=True)
     assert str(got["lab_user_kubeconfig"].status) == "pass", got["lab_user_kubeconfig"]
+    # back to the state right after init, which the other tests of this module start from
+    assert removed.returncode == 0, removed.stderr
+    again = _ssh(ts, "master", "kubectl get nodes", user_cmd=True)
+    assert again.returncode != 0 and "localhost:8080" in again.stderr + again.stdout
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_breaks_fail_their_checks_live(init_cluster, course):
     """Real 1.20 cluster on twins, four realistic breaks at once: the scheduler's manifest moved out (its mirror pod
     goes away), a PKI file and scheduler.conf moved away, kubeadm's ClusterRoleBinding for joining tokens deleted
@@ -278,11 +312,9 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
     assert broke.returncode == 0, broke.stderr
     assert _ssh(ts, "master", f"kubectl {ADMIN} delete clusterrolebinding kubeadm:kubelet-bootstrap").returncode == 0
     try:
-        deadline = time.monotonic() + 60  # kubelet stops the static pod and deletes its mirror pod
-        while time.monotonic() < deadline and _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod "
-                                                   "kube-scheduler-master").returncode == 0:
-            time.sleep(2)
-        assert time.monotonic() < deadline, "the scheduler's mirror pod stayed after its manifest was moved out"
+        # kubelet stops the static pod and deletes its mirror pod
+        wait_for(lambda: _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod kube-scheduler-master").returncode,
+                 "the scheduler's mirror pod to go after its manifest was moved out", until=lambda rc: rc != 0)
         got = _grade(course, ts)
         fails = {"static_pods": "missing: kube-scheduler.yaml", "control_plane_pods": "kube-scheduler=missing",
                  "pki_files": "missing: front-proxy-client.crt", "kubeconfigs": "missing: scheduler.conf",
@@ -294,12 +326,16 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
                      "kubeadm_configmaps"):
             assert str(got[name].status) == "pass", got[name]
     finally:
-        _ssh(ts, "master", "sh -c 'mv /root/moved/kube-scheduler.yaml /etc/kubernetes/manifests/; "
-             "mv /root/moved/front-proxy-client.crt /etc/kubernetes/pki/; mv /root/moved/scheduler.conf /etc/kubernetes/'")
-        _ssh(ts, "master", f"kubectl {ADMIN} create clusterrolebinding kubeadm:kubelet-bootstrap "
-             "--clusterrole=system:node-bootstrapper --group=system:bootstrappers:kubeadm:default-node-token")
+        back = _ssh(ts, "master", "sh -c 'mv /root/moved/scheduler.conf /etc/kubernetes/ && "
+                    "mv /root/moved/front-proxy-client.crt /etc/kubernetes/pki/ && "
+                    "mv /root/moved/kube-scheduler.yaml /etc/kubernetes/manifests/ && rmdir /root/moved'")
+        rbac = _ssh(ts, "master", f"kubectl {ADMIN} create clusterrolebinding kubeadm:kubelet-bootstrap "
+                    "--clusterrole=system:node-bootstrapper --group=system:bootstrappers:kubeadm:default-node-token")
+    assert back.returncode == 0 and rbac.returncode == 0, (back.stderr, rbac.stderr)
+    _assert_as_after_init(ts)
 
 
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
 def test_next_day_regrade_without_the_token_passes_live(init_cluster, course):
     """Real 1.20 cluster on twins: the state a regrade the next day sees — the default token deleted, as the
     controller manager's token cleaner does when its 24 h run out (here `kubeadm token delete`, the same
@@ -309,8 +345,94 @@ def test_next_day_regrade_without_the_token_passes_live(init_cluster, course):
     for line in _ssh(ts, "master", "kubeadm token list").stdout.splitlines()[1:]:
         assert _ssh(ts, "master", f"kubeadm token delete {line.split()[0]}").returncode == 0
     assert len(_ssh(ts, "master", "kubeadm token list").stdout.strip().splitlines()) <= 1, "a token is left"
-    got = _grade(course, ts)
+    try:
+        got = _grade(course, ts)
+    finally:
+        # back to the state after init for the tests after this one: a bootstrap token
+        made = _ssh(ts, "master", "kubeadm token create")
+    assert made.returncode == 0, made.stderr
     c = got["bootstrap_token"]
+    assert str(c.status) == "pass", (c.status, c.expected, c.actual, c.message)
+
+
+def _assert_as_after_init(ts):
+    """What kubeadm init left, checked after a test put it back: the scheduler's mirror pod Ready, the API
+    answering, a bootstrap token."""
+    # polled, not `kubectl wait`: a mirror pod may be gone for a moment while kubelet re-creates it
+    wait_for(lambda: _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod kube-scheduler-master "
+                          "kube-apiserver-master -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}'"
+                          ).stdout.split(), "the scheduler's and the API server's mirror pods to be Ready",
+             until=lambda s: s == ["True", "True"], timeout_s=180, interval_s=3)
+    tokens = _ssh(ts, "master", "kubeadm token list").stdout.splitlines()
+    assert len(tokens) > 1 and "system:bootstrappers:kubeadm:default-node-token" in tokens[1], tokens
+
+
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
+def test_control_plane_taint_removed_fails_live(init_cluster, course):
+    """Real 1.20 cluster on twins: the single-node tutorial step `kubectl taint nodes --all <role>-` (1.20's key:
+    node-role.kubernetes.io/master) — control_plane_node fails showing the taints, everything else as after
+    init. The taint is put back and checked."""
+    ts = init_cluster["ts"]
+    taint = "node-role.kubernetes.io/master"
+    untainted = _ssh(ts, "master", f"kubectl {ADMIN} taint nodes --all {taint}-")
+    assert untainted.returncode == 0, untainted.stderr
+    try:
+        got = _grade(course, ts)
+    finally:
+        back = _ssh(ts, "master", f"kubectl {ADMIN} taint nodes master {taint}=:NoSchedule")
+    c = got["control_plane_node"]
+    assert str(c.status) == "fail" and f"missing: {taint}:NoSchedule" in c.actual, (c.status, c.actual)
+    assert "kubectl taint nodes" in c.hint and c.expected != c.actual
+    assert {n for n, r in got.items() if str(r.status) != "pass"} == \
+        {"control_plane_node", "lab_user_kubeconfig", "pinned_version", "addons"}  # the last three: as after init
+    assert back.returncode == 0, back.stderr
+    taints = _ssh(ts, "master", f"kubectl {ADMIN} get node master -o jsonpath='{{.spec.taints[*].key}}'").stdout
+    assert taint in taints.split(), taints
+
+
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
+def test_api_server_manifest_moved_out_fails_live_and_blocks_the_api_checks(init_cluster, course):
+    """Real 1.20 cluster on twins: kube-apiserver.yaml moved out of /etc/kubernetes/manifests (kubelet stops the
+    API server) — static_pods, api_reachable and advertise_address fail with what they saw; every check that needs
+    the API is blocked, not failed. Put back, the API server answers again and its mirror pod is Ready."""
+    ts = init_cluster["ts"]
+    moved = _ssh(ts, "master", "sh -c 'mkdir -p /root/moved-api && "
+                 "mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/moved-api/'")
+    assert moved.returncode == 0, moved.stderr
+    readyz = "curl -sS --max-time 5 -k https://192.168.56.10:6443/readyz"
+    try:
+        wait_for(lambda: _ssh(ts, "master", readyz, user_cmd=True).returncode,
+                 "the API server to stop answering after its manifest was moved out", until=lambda rc: rc != 0,
+                 timeout_s=120)
+        got = _grade(course, ts)
+    finally:
+        back = _ssh(ts, "master", "sh -c 'mv /root/moved-api/kube-apiserver.yaml /etc/kubernetes/manifests/ "
+                    "&& rmdir /root/moved-api'")
+    assert back.returncode == 0, back.stderr
+    fails = {"static_pods": "missing: kube-apiserver.yaml", "api_reachable": "Failed to connect",
+             "advertise_address": "no readable kube-apiserver.yaml"}
+    for name, words in fails.items():
+        c = got[name]
+        assert str(c.status) == "fail" and words in c.actual, (name, c.status, c.actual, c.message)
+    blocked = {n for n, c in got.items() if str(c.status) == "blocked"}
+    assert blocked == BLOCKED_BY_API, blocked
+    assert {n for n, c in got.items() if str(c.status) == "pass"} == \
+        set(got) - set(fails) - BLOCKED_BY_API, {n: str(c.status) for n, c in got.items()}
+    wait_for(lambda: _ssh(ts, "master", readyz, user_cmd=True).stdout.strip(), "the API server to answer again",
+             until=lambda out: out == "ok", timeout_s=180)
+    _assert_as_after_init(ts)
+
+
+@pytest.mark.cluster  # and twins (conftest marks every test that uses them)
+def test_pinned_version_passes_live_when_the_course_pins_what_runs(init_cluster, tmp_path):
+    """Real 1.20 cluster on twins, graded with a course copy pinned to 1.20.2: pinned_version passes, compared
+    with the version the real API server reports (/version), which nothing in the course wrote."""
+    def pin_1_20(data):
+        data["versions"]["kubernetes"] = {"minor": "1.20", "patch": "1.20.2"}
+    copy = load_course(make_course(tmp_path, (REPO / "graders" / "lab04_kubeadm_init.py").read_text(), lab_id=LAB,
+                                   mutate=pin_1_20))
+    got = _grade(copy, init_cluster["ts"])
+    c = got["pinned_version"]
     assert str(c.status) == "pass", (c.status, c.expected, c.actual, c.message)
 
 

@@ -21,13 +21,14 @@ creates (`net-test`, on the worker, with a containerPort) is created by this mod
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import execute_notebook, make_course
+from helpers import execute_notebook, make_course, wait_for
 from kubelab.cluster import build
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
@@ -115,6 +116,12 @@ def _bridge_course(tmp_path):
     return load_course(make_course(tmp_path, GRADER_SOURCE, lab_id=LAB, mutate=mutate))
 
 
+def _worker_ready(ts) -> str:
+    """The worker Node's Ready condition as the API server holds it: True, False or Unknown."""
+    return _ssh(ts, "master", f"{KUBECTL} get node worker -o "
+                              "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'").stdout.strip()
+
+
 def _grade_broken(cluster, tmp_path, node: str, brk: str, restore: str):
     """Break one thing on a node, grade with the non-flannel course copy, put it back; the grading result."""
     ts = cluster["ts"]
@@ -173,7 +180,6 @@ def test_joined_cluster_passes_every_cni_agnostic_check_and_replays(cluster, rec
     assert "app=flannel" in fl.expected and fl.actual == "none" and "kube-flannel.yml" in fl.hint
     replayed, _ = replay_lab(cluster["course"], LAB, recorded["path"])
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
-    assert recorded["grade_s"] < 60, f"grading took {recorded['grade_s']:.0f}s"
 
 
 def test_with_a_non_flannel_cni_the_flannel_checks_are_skipped_and_the_lab_passes(cluster, tmp_path):
@@ -221,8 +227,12 @@ def test_csr_cleaned_up_after_an_hour_still_passes_on_the_certificate(cluster, r
     """real 1.20 cluster on twins: the controller manager deletes issued CSRs after an hour; with no CSR left
     the check accepts the worker's client certificate (CN system:node:worker, issued by the cluster CA)."""
     ts = cluster["ts"]
-    listed = _ssh(ts, "master", f"{KUBECTL} get csr -o name")
-    assert "node-csr-" in listed.stdout or "csr-" in listed.stdout, listed.stdout  # kubeadm join left one
+    # kubeadm join left the worker's: the CSR its kubelet sent with the bootstrap token (seen on 1.20:
+    # `csr-bvp4v system:bootstrap:2b864a`, next to the control plane's own `csr-... system:node:master`)
+    listed = _ssh(ts, "master", f"{KUBECTL} get csr -o "
+                                "jsonpath='{range .items[*]}{.metadata.name} {.spec.username}{\"\\n\"}{end}'")
+    assert any(ln.split()[1:2] and ln.split()[1].startswith("system:bootstrap:")
+               for ln in listed.stdout.splitlines()), listed.stdout
     gone = _ssh(ts, "master", f"{KUBECTL} delete csr --all")
     assert gone.returncode == 0, gone.stderr
     result = _grade(cluster, _bridge_course(tmp_path))
@@ -290,16 +300,21 @@ def test_pod_network_broken_between_nodes_fails_the_reachability_check(cluster, 
     dropped = _ssh(ts, "master", f"ip route del {worker_range}")
     assert dropped.returncode == 0, dropped.stderr
     try:
-        t0 = time.monotonic()
         result = _grade(cluster, _bridge_course(tmp_path))
-        took = time.monotonic() - t0
     finally:
-        _ssh(ts, "master", f"ip route replace {worker_range} via 192.168.56.11 dev host0 onlink")
+        back = _ssh(ts, "master", f"ip route replace {worker_range} via 192.168.56.11 dev host0 onlink")
+    assert back.returncode == 0, back.stderr
     pod = _by_id(result)["pod_reachable[cluster]"]
     assert str(pod.status) == "fail", (pod.status, pod.message)
     assert pod.expected == "an HTTP answer" and pod.actual.startswith("no answer"), pod.actual
-    assert "still not so after waiting 20s" in pod.message and took >= 20
+    assert "still not so after waiting 20s" in pod.message  # the engine polled before it failed the check
     assert str(_by_id(result)["node_ready[worker]"].status) == "pass"
+    # restored for the next test: the route back, and the test pod answering from the control plane again
+    route = _ssh(ts, "master", f"ip route show {worker_range}").stdout
+    assert "via 192.168.56.11" in route, route
+    pod_ip = _ssh(ts, "master", f"{KUBECTL} get pod net-test -o jsonpath={{.status.podIP}}").stdout.strip()
+    wait_for(lambda: _ssh(ts, "master", f"curl -s -m 3 http://{pod_ip}:8080/").stdout.strip(),
+             "the test pod to answer from the control plane again", until=lambda out: out == "net-test")
 
 
 def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, tmp_path):
@@ -309,14 +324,16 @@ def test_worker_kubelet_stopped_is_not_ready_and_blocks_the_pod_check(cluster, t
     stopped = _ssh(ts, "worker", "systemctl stop kubelet")
     assert stopped.returncode == 0, stopped.stderr
     try:
-        time.sleep(cl.LEASE_GRACE_S)
+        wait_for(lambda: _worker_ready(ts), "the node controller to mark the worker not Ready",
+                 until=lambda s: s == "Unknown", timeout_s=120)
         result = _grade(cluster, _bridge_course(tmp_path))
     finally:
-        _ssh(ts, "worker", "systemctl start kubelet")
+        started = _ssh(ts, "worker", "systemctl start kubelet")
+    assert started.returncode == 0, started.stderr
     got = _by_id(result)
     w = got["node_ready[worker]"]
     assert str(w.status) == "fail", (w.status, w.actual)
-    assert "kubelet" in w.actual or "Ready=" in w.actual, w.actual
+    assert "Ready=Unknown" in w.actual, w.actual  # what the node controller sets on a stale Lease
     assert str(got["node_ready[master]"].status) == "pass"
     assert str(got["pod_reachable[cluster]"].status) == "blocked"
     assert "node_ready[worker]" in got["pod_reachable[cluster]"].blocked_by
@@ -342,6 +359,7 @@ VAGRANT_ADDRS = {  # `ip -o -4 addr show` on a Vagrant VM after flannel: NAT NIC
               "5: cni0    inet 10.244.1.1/24 brd 10.244.1.255 scope global cni0\\       valid_lft forever preferred_lft forever\n",
 }
 VAGRANT_DEFAULT_ROUTE = "default via 10.0.2.2 dev eth0 proto dhcp src 10.0.2.15 metric 100 \n"
+FLANNEL_NETWORK = "10.244.0.0/16"  # net-conf.json's Network in flannel's kube-flannel.yml, as released
 NET_CONF = '{\n  "Network": "%s",\n  "EnableNFTables": false,\n  "Backend": {\n    "Type": "vxlan"\n  }\n}\n'
 CNI_CONF = ('{\n  "name": "cbr0",\n  "cniVersion": "0.3.1",\n  "plugins": [\n    {\n      "type": "flannel",\n'
             '      "delegate": {\n        "hairpinMode": true,\n        "isDefaultGateway": true\n      }\n    },\n'
@@ -439,11 +457,14 @@ def with_flannel(recorded_path: Path, course, args: list[str], public_ip: dict[s
                         "items": [flannel_daemonset(args, ready=ready, env=env)]})
     e.set_api(ds_path.replace("/apis/apps/v1/daemonsets", "/api/v1/configmaps"),
               {"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "2210"},
-               "items": [flannel_configmap(network or str(course.model.network.pod_cidr))]})
+               "items": [flannel_configmap(network or FLANNEL_NETWORK)]})
     for n in course.model.nodes:
         e.set_cmd(n.name, "ip -o -4 addr show", VAGRANT_ADDRS[n.name])
         e.set_cmd(n.name, "ip -o -4 route show default", VAGRANT_DEFAULT_ROUTE)
-        ip = (public_ip or {}).get(n.name, str(n.ip))
+        # what flanneld announces with --iface-regex on the private network: eth1's address, read from the VM's
+        # interfaces above, not from course.yaml (which the checks compare with)
+        eth1 = re.search(r"eth1\s+inet (\S+)/", VAGRANT_ADDRS[n.name]).group(1)
+        ip = (public_ip or {}).get(n.name, eth1)
 
         def annotate(d, ip=ip, node=n.name):
             d["metadata"].setdefault("annotations", {}).update({
@@ -499,16 +520,21 @@ def test_flannel_iface_by_name_or_can_reach_is_resolved_per_node(cluster, record
     """recorded evidence modelled on shared/realdata (as above): flannel's documented Vagrant fix `--iface=eth1`
     passes; `--iface=eth0` (the NAT NIC) fails; `--iface-can-reach` is resolved with `ip route get` on each node."""
     course = cluster["course"]
+    def iface(result) -> dict[str, str]:
+        return {c.id: str(c.status) for c in result.checks if c.check == "flannel_iface"}
+    both = ("flannel_iface[master]", "flannel_iface[worker]")
+
     ok = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface=eth1"]), tmp_path / "a.json")
-    assert all(str(c.status) == "pass" for c in ok.checks if c.check == "flannel_iface")
+    assert iface(ok) == dict.fromkeys(both, "pass"), iface(ok)
     bad = _replay(course, with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface=eth0"]), tmp_path / "b.json")
-    assert all(str(c.status) == "fail" and c.actual == "10.0.2.15" for c in bad.checks if c.check == "flannel_iface")
+    assert iface(bad) == dict.fromkeys(both, "fail"), iface(bad)
+    assert {c.actual for c in bad.checks if c.check == "flannel_iface"} == {"10.0.2.15"}
     edit = with_flannel(recorded["path"], course, STOCK_ARGS + ["--iface-can-reach=192.168.56.1"])
     for n in course.model.nodes:
         edit.set_cmd(n.name, "ip -o -4 route get 192.168.56.1",
                      f"192.168.56.1 dev eth1 src {n.ip} uid 1000 \\    cache \n")
     reach = _replay(course, edit, tmp_path / "c.json")
-    assert all(str(c.status) == "pass" for c in reach.checks if c.check == "flannel_iface")
+    assert iface(reach) == dict.fromkeys(both, "pass"), iface(reach)
 
 
 def test_flannel_iface_from_environment_or_public_ip_overwrite(cluster, recorded, tmp_path):
@@ -579,7 +605,12 @@ def test_worker_internal_ip_on_the_nat_address_fails_from_evidence(cluster, reco
 def test_pod_range_overlapping_the_host_network_fails_from_evidence(cluster, recorded, tmp_path):
     """recorded evidence modelled on shared/realdata/static-pod-manifests (kube-controller-manager's
     --cluster-cidr and --allocate-node-cidrs flags): init with Calico's default 192.168.0.0/16, which swallows
-    the host-only 192.168.56.0/24 — pod_range fails saying so."""
+    the host-only 192.168.56.0/24 — pod_range fails saying so.
+
+    Not live: the range is fixed by `kubeadm init` for the cluster every test here shares; a live --cluster-cidr
+    change leaves the Nodes' podCIDRs outside it, which 1.20's nodeipam controller refuses at start (the
+    controller manager crash-loops: a state no learner reaches), and a re-init with Calico's range would rebuild
+    the whole cluster. The recording's controller-manager pod is the real one, with that one flag changed."""
     edit = Edit(recorded["path"])
 
     def calico(d):
@@ -650,7 +681,12 @@ def test_worker_podcidr_outside_the_pod_network_fails_from_evidence(cluster, rec
 def test_worker_csr_pending_fails_from_evidence(cluster, recorded, tmp_path):
     """recorded evidence of the real 1.20 cluster with the worker's CSR as `kubectl get csr` shows it when nothing
     approves it (the ClusterRoleBinding kubeadm:node-autoapprove-bootstrap deleted): no conditions, no certificate —
-    csr_approved fails on the worker with the CSR's state and the hint naming `kubectl certificate approve`."""
+    csr_approved fails on the worker with the CSR's state and the hint naming `kubectl certificate approve`.
+
+    Not live: a Pending CSR needs the worker joined again with the auto-approving binding deleted (kubeadm reset
+    and join: the node every later test here shares is rebuilt, and its kubelet keeps retrying without a
+    certificate). The recording holds the CSR kubelet really sent; only its status (conditions, certificate) is
+    emptied, as `kubectl get csr -o json` shows one nothing approved."""
     edit = Edit(recorded["path"])
     csr_path = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
     pending = []

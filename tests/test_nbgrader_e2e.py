@@ -24,8 +24,10 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from helpers import REPO
+from helpers import REPO, execute_notebook
 from kubelab.course import load_course
+from kubelab.engine.runner import run_lab
+from kubelab.engine.targets import SshConfigTarget
 
 pytestmark = pytest.mark.twins
 
@@ -172,63 +174,95 @@ def test_autograde_touched_no_node(course_dir):
 
 # -- the grading cell's modes, called as the notebook calls it ------------------------------------
 
-def test_validate_replays_existing_evidence_and_grades_live_without_it(lab01_evidence, tmp_path, monkeypatch):
-    from kubelab.notebook.grading import GradingIncomplete, grade
-
-    shutil.copy2(lab01_evidence.passing.evidence, tmp_path / "lab01.evidence.json")
-    monkeypatch.setenv("KUBELAB_COURSE", str(REPO))
-    monkeypatch.setenv("KUBELAB_SSH_CONFIG", str(tmp_path / "unreachable.ssh"))
-    (tmp_path / "unreachable.ssh").write_text("".join(
-        f"Host {n}\n  HostName 127.0.0.1\n  Port 1\n  User vagrant\n  StrictHostKeyChecking no\n" for n in ("master", "worker")))
-    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
-    assert grade(LAB, evidence_dir=tmp_path) == 10.0  # from the evidence: the unreachable nodes never asked
-    (tmp_path / "lab01.evidence.json").unlink()
-    with pytest.raises(GradingIncomplete) as e:  # no evidence: live, and these nodes are unreachable
-        grade(LAB, evidence_dir=tmp_path)
-    assert "could not be graded completely" in e.value.line and "\n" not in e.value.line
-    assert e.value._render_traceback_() == [e.value.line]
-    assert not (tmp_path / "lab01.evidence.json").exists(), "an incomplete live run writes no evidence"
+def grading_cell_notebook(folder: Path) -> Path:
+    """The lab's notebook reduced to its grading cell (nbgrader metadata and all), in `folder`."""
+    source = load_course(REPO).solution_path(LAB)
+    nb = nbformat.read(source, as_version=4)
+    nb.cells = nb.cells[-1:]
+    assert nb.cells[0].source == f'from kubelab.notebook import grade\ngrade("{LAB}")'
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / source.name
+    nbformat.write(nb, path)
+    return path
 
 
-def test_autograde_of_tampered_evidence_scores_zero_with_the_reason(lab01_evidence, tmp_path, monkeypatch, capfd):
-    import IPython.display
+def run_grading_cell(folder: Path, env: dict[str, str]):
+    """The grading cell run in a real kernel whose working folder is `folder` (as Jupyter runs it there)."""
+    nb = nbformat.read(grading_cell_notebook(folder), as_version=4)
+    drop = () if "NBGRADER_EXECUTION" in env else ("NBGRADER_EXECUTION",)  # none: the learner's side
+    return execute_notebook(nb, folder, env, allow_errors=True, drop=drop).cells[0]
 
-    from kubelab.notebook.grading import grade
 
-    shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
-    monkeypatch.setenv("KUBELAB_COURSE", str(REPO))
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+def test_validate_replays_existing_evidence_and_grades_live_without_it(lab01_evidence, tmp_path):
+    """The real `nbgrader validate` on the grading cell, with nodes that refuse every connection: with the
+    learner's evidence beside the notebook it passes from the evidence (live it could not) and leaves the file
+    as it was; without it, it grades live and fails with the one line, writing no evidence."""
+    unreachable = tmp_path / "unreachable.ssh"
+    unreachable.write_text("".join(f"Host {n}\n  HostName 127.0.0.1\n  Port 1\n  User vagrant\n"
+                                   "  StrictHostKeyChecking no\n" for n in ("master", "worker")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBELAB_", "NBGRADER_"))}
+    env.update(KUBELAB_COURSE=str(REPO), KUBELAB_SSH_CONFIG=str(unreachable), JUPYTER_NO_CONFIG="1",
+               JUPYTER_CONFIG_DIR=str(tmp_path / ".jupyter"), JUPYTER_DATA_DIR=str(tmp_path / ".jupyter-data"),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+    def validate(folder: Path) -> str:
+        notebook = grading_cell_notebook(folder)
+        p = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "validate", notebook.name], cwd=folder,
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr  # nbgrader validate reports a failing cell on stdout
+        return p.stdout
+
+    with_evidence = tmp_path / "handed-in"
+    with_evidence.mkdir()
+    shutil.copy2(lab01_evidence.passing.evidence, with_evidence / "lab01.evidence.json")
+    out = validate(with_evidence)
+    assert "Success! Your notebook passes all the tests." in out, out
+    assert (with_evidence / "lab01.evidence.json").read_bytes() == lab01_evidence.passing.evidence.read_bytes()
+
+    out = validate(tmp_path / "not-run")
+    assert "VALIDATION FAILED ON 1 CELL(S)!" in out and "could not be graded completely" in out, out
+    assert "Traceback" not in out
+    assert not (tmp_path / "not-run" / "lab01.evidence.json").exists(), "an incomplete live run writes no evidence"
+
+
+def test_autograde_of_tampered_evidence_scores_zero_with_the_reason(lab01_evidence, tmp_path):
+    """The grading cell in a real kernel under NBGRADER_EXECUTION=autograde, beside evidence edited after it was
+    recorded: it returns 0.0 and shows the one-line reason (HTML), nothing on stderr."""
     data = json.loads(lab01_evidence.passing.evidence.read_text())
     data["result"]["checks"][0]["status"] = "pass"
     data["nodes"]["master"][0]["stdout"] = "edited"
     (tmp_path / "lab01.evidence.json").write_text(json.dumps(data))
-    assert grade(LAB, evidence_dir=tmp_path) == 0.0
-    assert len(shown) == 1 and "modified after it was recorded" in shown[0].data and "score 0 of 10" in shown[0].data
-    assert capfd.readouterr().err == ""
+    cell = run_grading_cell(tmp_path, {"KUBELAB_COURSE": str(REPO), "NBGRADER_EXECUTION": "autograde"})
+    results = [o for o in cell.outputs if o.output_type == "execute_result"]
+    assert results and results[0]["data"]["text/plain"] == "0.0", cell.outputs
+    shown = [o["data"]["text/html"] for o in cell.outputs if o.output_type == "display_data"]
+    assert len(shown) == 1 and "modified after it was recorded" in shown[0] and "score 0 of 10" in shown[0], shown
+    assert not [o for o in cell.outputs if o.output_type == "error" or o.get("name") == "stderr"], cell.outputs
 
 
-def test_live_grading_writes_evidence_next_to_the_notebook_but_never_into_solutions(twins, tmp_path, monkeypatch):
+def test_live_grading_writes_evidence_next_to_the_notebook_but_never_into_solutions(twins, tmp_path):
     """nbgrader copies a source folder's other files into the release and over every submission: an
-    evidence file left in solutions/ would be handed to every learner. The live grading cell writes
-    none there, and writes one next to any other notebook."""
-    import IPython.display
-
-    from kubelab.notebook.grading import grade
-
-    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: None)
+    evidence file left in solutions/ would be handed to every learner. The grading cell, run live in a real
+    kernel, writes none there, and writes one next to any other notebook."""
     course = tmp_path / "course"
     for name in ("course.yaml", "nbgrader_config.py"):
         (course / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, course / name)
     shutil.copytree(REPO / "graders", course / "graders", ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setenv("KUBELAB_COURSE", str(course))
-    monkeypatch.setenv("KUBELAB_SSH_CONFIG", str(twins.ssh_config_file()))
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    # the score the twins' state implies, whatever an earlier module left: the engine grading the same twins
+    loaded = load_course(course)
+    target = SshConfigTarget(loaded, twins.ssh_config_file())
+    try:
+        now = run_lab(loaded, LAB, target)
+    finally:
+        target.close()
+    implied = round(now.score / now.max_score * loaded.model.lab(LAB).points, 2)
+    env = {"KUBELAB_COURSE": str(course), "KUBELAB_SSH_CONFIG": str(twins.ssh_config_file())}
     for folder in (course / "solutions" / LAB, course / "labs" / LAB):
-        folder.mkdir(parents=True)
-        score = grade(LAB, evidence_dir=folder)
-        assert 0 < score <= 10
+        cell = run_grading_cell(folder, env)
+        results = [o for o in cell.outputs if o.output_type == "execute_result"]
+        assert results and float(results[0]["data"]["text/plain"]) == implied, \
+            (cell.outputs, [(c.id, str(c.status)) for c in now.checks])
     assert not (course / "solutions" / LAB / "lab01.evidence.json").exists()
     written = course / "labs" / LAB / "lab01.evidence.json"
     assert json.loads(written.read_text())["lab"] == LAB

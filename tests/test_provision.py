@@ -50,7 +50,7 @@ WORKERS = [n for n in COURSE.model.nodes if n.role != "control-plane"]
 PORT = 8888
 REQUIREMENTS = REPO / "vagrant" / "requirements-control-plane.txt"
 GUEST_WHEELHOUSE = "vagrant/wheelhouse"  # KUBELAB_WHEELHOUSE as a learner's host would set it
-ARTIFACTS = REPO / "artifacts"
+ARTIFACTS_ENV = "KUBELAB_TEST_ARTIFACTS"  # a folder to keep the screenshots in (CI uploads it); else a tmp dir
 SNAPSHOT_EXCLUDE = (  # run-time state, not provisioning: logs, runtime files, caches
     "*/.local/share/jupyter/runtime/*", "*/.cache/*", "*.log", "*/__pycache__/*", "/etc/ld.so.cache",
     "*/.jupyter/lab/workspaces/*", "*/.ipython/*", "/home/*/.bash_history", "/etc/.pwd.lock",
@@ -397,8 +397,9 @@ def test_labs_are_copied_once_and_the_learners_work_is_kept(provisioned, fresh_t
 
 @pytest.mark.twins
 def test_headless_chromium_opens_lab1_in_jupyterlab(provisioned, fresh_twins, tmp_path):
-    """A real browser: Debian's Chromium via Playwright opens the Lab 1 notebook; the screenshot is kept in
-    artifacts/ (look at it: the notebook is rendered, not a login page)."""
+    """A real browser: Debian's Chromium via Playwright opens the Lab 1 notebook; the screenshots are kept in
+    $KUBELAB_TEST_ARTIFACTS, else the test's tmp dir, never in the repository (look at them: the notebook is
+    rendered, not a login page)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -408,9 +409,11 @@ def test_headless_chromium_opens_lab1_in_jupyterlab(provisioned, fresh_twins, tm
         pytest.fail("chromium is missing: apt-get install -y chromium", pytrace=False)
     lab = COURSE.model.lab("lab01")
     url = f"http://{MASTER.ip}:{PORT}/lab/tree/labs/lab01/{lab.notebook}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "jupyterlab-lab01.png"
-    login_shot = ARTIFACTS / "jupyterlab-without-token.png"
+    artifacts = Path(os.environ.get(ARTIFACTS_ENV) or tmp_path / "artifacts")
+    artifacts.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots in {artifacts}")
+    shot = artifacts / "jupyterlab-lab01.png"
+    login_shot = artifacts / "jupyterlab-without-token.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:

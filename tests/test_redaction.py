@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import shared_realdata
 from kubelab.evidence.redact import REDACTED, REDACTED_B64, find_secrets, redact
 from redaction_corpus import HARMLESS, SECRETS
 
-# The real captures live beside the checkout (never copied into it); KUBELAB_REALDATA points elsewhere
-# for a checkout in another place (a git worktree).
-REALDATA = Path(os.environ.get("KUBELAB_REALDATA") or REPO.parent / "shared" / "realdata")
 
 
 def test_the_corpus_is_large_and_varied():
@@ -63,10 +59,8 @@ def test_redacted_json_stays_json_and_gradable():
 
 
 def _realdata_files() -> list[Path]:
-    if not REALDATA.is_dir():
-        pytest.fail(f"the real captures are missing: {REALDATA} does not exist (they live in ../shared/realdata "
-                    "beside the checkout; set KUBELAB_REALDATA to their folder)")
-    return sorted(p for p in REALDATA.rglob("*") if p.is_file() and p.suffix != ".md")
+    # the real captures live beside the checkout, never copied into it (helpers.shared_realdata)
+    return sorted(p for p in shared_realdata().rglob("*") if p.is_file() and p.suffix != ".md")
 
 
 BOOTSTRAP = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")

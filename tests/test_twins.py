@@ -20,7 +20,7 @@ import yaml
 from kubelab.course import load_course
 from kubelab.errors import InfrastructureError, UsageError
 from kubelab.twin import TwinSet
-from kubelab.twin import hostcmd, mirror, network, paths
+from kubelab.twin import hostcmd, lease, mirror, network, paths
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE = load_course(REPO)
@@ -198,6 +198,7 @@ def test_restart_keeps_state_and_applies_sysctl_d(twins):
     conf = "/etc/sysctl.d/90-kubelab-test-forward.conf"
     before = {s.name: s.pid for s in twins.status()}
     host_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    node_forward = ssh(twins, node, "cat /proc/sys/net/ipv4/ip_forward").stdout.strip()
     try:
         ssh(twins, node, f"echo '{marker}' > ~/marker && echo net.ipv4.ip_forward=1 | sudo tee {conf}"
                          " && echo 0 | sudo tee /proc/sys/net/ipv4/ip_forward")
@@ -209,15 +210,21 @@ def test_restart_keeps_state_and_applies_sysctl_d(twins):
         assert ssh(twins, node, "cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
         assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_forward  # the twin's own netns
     finally:
-        # leave the node as Lab 1 expects it for later tests
-        ssh(twins, node, f"rm -f ~/marker; sudo rm -f {conf}; echo 0 | sudo tee /proc/sys/net/ipv4/ip_forward",
-            check=False)
+        # leave the node as it was (a fresh box forwards nothing: Lab 1 turns it on)
+        back = ssh(twins, node, f"rm -f ~/marker; sudo rm -f {conf}; echo {node_forward} | sudo tee "
+                                "/proc/sys/net/ipv4/ip_forward", check=False)
+    assert back.returncode == 0, back.stderr
+    left = ssh(twins, node, f"cat /proc/sys/net/ipv4/ip_forward; ls ~/marker {conf} 2>&1 || true").stdout
+    assert left.splitlines()[0] == node_forward and "No such file" in left and left.count("No such file") == 2, left
 
 
 @pytest.mark.twins
-def test_twin_that_cannot_boot_fails_naming_its_console_log(tmp_path, monkeypatch):
+def test_twin_that_cannot_boot_fails_naming_its_console_log(tmp_path, monkeypatch, request):
     """A second twin set (own id, subnet, bridge, twin folder) whose root file system holds no OS:
-    nspawn refuses it at once, and up() says so and where to read why. Needs no session twins."""
+    nspawn refuses it at once, and up() says so and where to read why. Needs no session twins; holds that
+    set's own lease (in the real twin folder) so that two sessions never boot it on the same bridge at once."""
+    held = lease.acquire("kltest-broken", wait_s=10 * 60)
+    request.addfinalizer(held.close)
     data = yaml.safe_load((REPO / "course.yaml").read_text())
     data["course"]["id"] = "kltest-broken"
     data["network"]["private_subnet"] = "192.168.57.0/24"

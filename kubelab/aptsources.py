@@ -19,7 +19,7 @@ from dataclasses import dataclass
 SOURCES_DIR = "/etc/apt/sources.list.d"
 # apt ignores files whose names have other characters or another extension (sources.list(5), SOURCES.LIST.D)
 _VALID_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.(list|sources)$")
-_HEADER = re.compile(r"^==> (\S+) <==$")
+_HEADER = re.compile(r"^==> (.+) <==$")  # a name with a space is still a header (apt ignores such a file)
 # every file apt reads, each preceded by a header line; a file apt would ignore is listed too, then skipped here
 LISTING = (f"for f in /etc/apt/sources.list {SOURCES_DIR}/*; do [ -f \"$f\" ] || continue; "
            "printf '==> %s <==\\n' \"$f\"; cat \"$f\"; echo; done; true")

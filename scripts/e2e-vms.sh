@@ -62,7 +62,7 @@ case $target in
     echo "==> vagrant up"
     vagrant up || { echo "error: vagrant up failed (fix: see its output; kubelab doctor checks the host)" >&2; exit 3; }
     ssh_config="$out/ssh-config"
-    vagrant ssh-config >"$ssh_config"
+    vagrant ssh-config >"$ssh_config" || { echo "error: vagrant ssh-config failed (fix: vagrant status)" >&2; exit 3; }
     ;;
   twins)
     [ "$(id -u)" -eq 0 ] || { echo "error: the lab twins need root (fix: sudo bash scripts/e2e-vms.sh --target twins)" >&2; exit 2; }
@@ -70,7 +70,7 @@ case $target in
     echo "==> kubelab twin up --fresh"
     kubelab_cmd twin up --fresh || { echo "error: the twins did not come up (fix: see above)" >&2; exit 3; }
     ssh_config="$out/ssh-config"
-    kubelab_cmd twin ssh-config >"$ssh_config"
+    kubelab_cmd twin ssh-config >"$ssh_config" || { echo "error: kubelab twin ssh-config failed (fix: kubelab twin status)" >&2; exit 3; }
     [ -n "$labs" ] || labs=lab01   # what the twins can do on their own
     ;;
   ssh)

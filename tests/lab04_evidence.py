@@ -139,7 +139,7 @@ class Sim136:
             raise ValueError(self.mistake)
         if self.next_day not in (None, "expired", "cleaned"):
             raise ValueError(self.next_day)
-        if self.endpoint not in (None, "name", "name_loopback"):
+        if self.endpoint not in (None, "name", "name_loopback", "name_loopback_first"):
             raise ValueError(self.endpoint)
         m = self.course
         self.cp = m.control_plane
@@ -241,8 +241,11 @@ class Sim136:
             return self._curl(node, args, cmd)
         if argv == ["getent", "ahostsv4", self.cp.name] and node == self.cp.name and self.endpoint:
             # /etc/hosts on the control plane: Lab 1's line for the private IP, or Debian's 127.0.1.1 line first
-            ip = "127.0.1.1" if self.endpoint == "name_loopback" else str(self.cp.ip)
-            return 0, f"{ip}       STREAM {self.cp.name}\n{ip}       DGRAM  \n{ip}       RAW    \n", ""
+            # ("name_loopback_first": both lines, Debian's first, so getent lists 127.0.1.1 before the private IP)
+            ips = {"name": [str(self.cp.ip)], "name_loopback": ["127.0.1.1"],
+                   "name_loopback_first": ["127.0.1.1", str(self.cp.ip)]}[self.endpoint]
+            return 0, "".join(f"{ip}       STREAM {self.cp.name}\n{ip}       DGRAM  \n{ip}       RAW    \n"
+                              for ip in ips), ""
         if prog == "kubectl" and args[:2] == ["get", "node"]:
             home = "/root" if user == "root" else f"/home/{user}"
             if f"{home}/.kube/config" not in files:

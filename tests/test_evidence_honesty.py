@@ -28,7 +28,7 @@ from kubelab.engine.results import LabResult
 from kubelab.engine.targets import LocalTarget
 from kubelab.evidence import record_lab, replay_and_verify, save
 from kubelab.evidence.honesty import EXIT_FLAGGED, verify
-from kubelab.evidence.model import ApiObservation, CommandObservation, Evidence
+from kubelab.evidence.model import ApiObservation, CommandObservation, Evidence, course_digest
 
 GRADER = '''
 from kubelab.engine import check, expect_equal
@@ -136,6 +136,17 @@ def test_evidence_recorded_against_another_course_is_flagged(recorded, tmp_path)
     assert r.code == EXIT_FLAGGED and "recorded against another course.yaml" in r.stderr, r.output
 
 
+def test_the_same_course_spelled_otherwise_is_not_another_course(recorded):
+    """A Windows checkout (CRLF line endings, rsynced to the master where the notebook records) or an edited
+    comment is the same course: honest evidence stays unflagged. The canonical digest still moves with a value
+    (the test above)."""
+    course, path = recorded
+    text = course.path.read_text()
+    course.path.write_bytes(("# a comment the instructor added\n" + text).replace("\n", "\r\n").encode())
+    r = replay(course, path)
+    assert r.crash is None and r.code != EXIT_FLAGGED and "flagged" not in r.stderr, r.output
+
+
 @pytest.mark.parametrize("identity, words", [
     ({}, "identity is missing or malformed"),
     ({"nodes": [], "cluster": {}}, "identity is missing or malformed"),
@@ -241,7 +252,7 @@ def _flags(parts: dict, course) -> list[str]:
     replayed = LabResult(lab="lab01", title="t", target="evidence", started_at="2026-11-20T10:05:00+00:00",
                          duration_s=1.0, checks=[])
     ev = Evidence(format="kubelab-evidence", version=1, kubelab_version="0.1.0",
-                  course_digest="sha256:" + hashlib.sha256(course.path.read_bytes()).hexdigest(), lab="lab01",
+                  course_digest=course_digest(course.path), lab="lab01",
                   recorded_at=parts.get("recorded_at", "2026-11-20T10:05:03+00:00"), target="ssh-config",
                   identity=parts["identity"],
                   nodes={n: [CommandObservation(**o) for o in obs] for n, obs in parts["nodes"].items()},
@@ -324,3 +335,22 @@ def test_no_false_flags_on_lab04_evidence_modelled_on_real_captures(repo_course,
         monkeypatch.undo()
         path = save(evidence, tmp_path / f"{mistake}.json")
         assert replay_and_verify(repo_course, "lab04", path)[2] == [], mistake
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p["api"].append({"method": "GET", "path": "/api/v1/nodes", "body": None, "status": 200,
+                               "data": json.dumps({"kind": 5, "items": [{}]})}),
+    lambda p: p["api"].append({"method": "GET", "path": "/api/v1/nodes", "body": None, "status": 200,
+                               "data": json.dumps({"kind": "NodeList", "items": [{"metadata": {"name": ["x"]},
+                                                                             "status": {"addresses": []}}]})}),
+    lambda p: p["api"].append({"method": "GET", "path": "/api/v1/nodes/master", "body": None, "status": 200,
+                               "data": json.dumps({"kind": "Node", "metadata": {"name": {"a": 1}},
+                                                           "status": {"addresses": []}})}),
+], ids=["kind-not-a-string", "name-a-list", "name-a-dict"])
+def test_an_observation_of_a_shape_no_recording_makes_is_flagged_not_a_crash(repo_course, change):
+    """Crafted API observations whose fields have impossible types: verify() names the part and flags it."""
+    parts = _healthy()
+    change(parts)
+    flags = _flags(parts, repo_course)
+    assert flags and all("unexpected shape" in f and "\n" not in f for f in flags), flags
+

@@ -139,7 +139,8 @@ def test_every_mistake_is_exercised():
     assert set(EXPECTED) == set(MISTAKES)
 
 
-@pytest.mark.parametrize("endpoint,status", [("name", "pass"), ("name_loopback", "fail")])
+@pytest.mark.parametrize("endpoint,status", [("name", "pass"), ("name_loopback", "fail"),
+                                             ("name_loopback_first", "fail")])
 def test_control_plane_endpoint_by_node_name(course, tmp_path, monkeypatch, endpoint, status):
     """Recorded evidence modelled on shared/realdata (as above), init with `controlPlaneEndpoint: master:6443`: the
     kubeconfigs say https://master:6443. Passing when the control plane resolves that name to its private IP

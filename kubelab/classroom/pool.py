@@ -169,17 +169,21 @@ def _start(ctx, chunk: list[Task], timeout_s: float) -> _Running:
 def _progress(r: _Running, timeout_s: float, on_done) -> bool:
     """Hand on every result the chunk sent; False once it is over (r.tasks then holds what it left unfinished,
     r.outcome why)."""
-    try:
-        while r.conn.poll():
+    while True:
+        try:
+            if not r.conn.poll():
+                break
             key, kind, value = r.conn.recv()
-            task = r.tasks.popleft()
-            assert task.key == key, (task.key, key)
-            r.deadline = time.monotonic() + timeout_s
-            on_done(task, Outcome(kind, value))
-    except (EOFError, OSError):  # the pipe closed: the process ended, with or without its last results
-        _stop(r)
-        r.outcome = Outcome("died", _died(r.proc.exitcode)) if r.tasks else None
-        return False
+        except (EOFError, OSError):  # the pipe closed: the process ended, with or without its last results
+            _stop(r)
+            r.outcome = Outcome("died", _died(r.proc.exitcode)) if r.tasks else None
+            return False
+        task = r.tasks.popleft()
+        assert task.key == key, (task.key, key)
+        r.deadline = time.monotonic() + timeout_s
+        # outside the try: an OSError of the caller's (a closed terminal, a full disk) is not this chunk dying,
+        # and must not drop the task just taken off the queue
+        on_done(task, Outcome(kind, value))
     if not r.tasks:
         _stop(r)
         return False

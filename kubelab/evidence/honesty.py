@@ -46,10 +46,17 @@ CLOCK_SKEW = timedelta(days=1)  # a home VM's clock may be off after a suspend; 
 def verify(course: LoadedCourse, evidence: Evidence, replayed: LabResult, now: datetime | None = None) -> list[str]:
     """The reasons to flag this evidence, one line each; empty when nothing is inconsistent."""
     flags: list[str] = []
-    for check in (_result_matches, _course_matches, _identity_well_formed, _identity_agrees_with_observations,
-                  _one_cluster_ca, _node_addresses_agree, _object_uids_agree):
-        flags += check(course, evidence, replayed)
-    flags += _timestamps_in_order(evidence, replayed, now or datetime.now(timezone.utc))
+    checks = [(c.__name__, lambda c=c: c(course, evidence, replayed)) for c in (
+        _result_matches, _course_matches, _identity_well_formed, _identity_agrees_with_observations,
+        _one_cluster_ca, _node_addresses_agree, _object_uids_agree)]
+    checks.append(("_timestamps_in_order",
+                   lambda: _timestamps_in_order(evidence, replayed, now or datetime.now(timezone.utc))))
+    for name, run in checks:
+        try:
+            flags += run()
+        except Exception as e:  # noqa: BLE001 - a crafted shape no check foresaw is itself a reason to flag
+            flags.append(f"the evidence has a part of an unexpected shape ({name.strip('_').replace('_', ' ')}: "
+                         f"{type(e).__name__}): it cannot have come from a recording")
     return flags
 
 
@@ -74,7 +81,7 @@ def _result_matches(course, evidence: Evidence, replayed: LabResult) -> list[str
     differ += [str(c.get("id")) for c in then if str(c.get("id")) not in {n["id"] for n in now}]
     first = ", ".join(str(d) for d in differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
     return [f"the replayed result differs from the result stored at recording ({first}): observations or "
-            "result were changed after recording"]
+            "result were changed after recording, or the grader changed since (then record again)"]
 
 
 def _course_matches(course: LoadedCourse, evidence: Evidence, replayed) -> list[str]:

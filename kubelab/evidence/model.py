@@ -75,7 +75,17 @@ class Evidence(BaseModel):
 
 
 def course_digest(course_file: Path) -> str:
-    return "sha256:" + hashlib.sha256(course_file.read_bytes()).hexdigest()
+    """A digest of what the course says, not of how its file is spelled: a Windows checkout (CRLF line endings,
+    rsynced to the master) or an edited comment must not flag honest evidence; any changed value does."""
+    import yaml
+
+    text = course_file.read_text(encoding="utf-8")
+    try:  # the file was validated when the course was loaded (duplicate keys, depth, size)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        data = text.replace("\r\n", "\n")
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def save(evidence: Evidence, path: str | Path) -> Path:

@@ -9,10 +9,14 @@ import typer
 from kubelab.errors import KubelabError
 
 
+# every character str.splitlines() breaks on, not only \n and \r: a form feed in a key of a forged file is one too
+_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 def one_line(text: str) -> str:
-    """A problem quoting the user's input (a provider name, a learner's folder) may hold a line break:
-    shown as `\n`, it stays one line."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """A problem quoting the user's input (a provider name, a learner's folder, a key of an evidence file) may
+    hold a line break: shown escaped (`\\n`, `\\x0c`), it stays one line."""
+    return text.translate(_BREAKS)
 
 
 def user_errors(fn=None, *, on_interrupt: str = "run the command again"):

@@ -191,6 +191,19 @@ def test_odd_evidence_files_are_one_line(course90, evidence_text, tmp_path, make
     assert words in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("key", ["\f", "\v", "\x1c", "\u2028", "a\nb"])
+def test_a_line_break_of_any_kind_in_a_key_stays_one_line(course90, evidence_text, tmp_path, key):
+    """Found by the fuzz suite: `"nodes": {"\\f": null}` made the error quote a form feed, which splits a line
+    for str.splitlines() (and for a terminal's reader): every such character is shown escaped."""
+    data = json.loads(evidence_text)
+    data["nodes"] = {key: None}
+    path = tmp_path / "ev.json"
+    path.write_text(json.dumps(data))
+    r = replay(course90, path)
+    assert clean(r), r
+    assert "malformed at nodes." in r.stderr and repr(key)[1:-1] in r.stderr, r.stderr
+
+
 def test_fifo_and_dev_zero_are_refused_at_once(course90, tmp_path):
     """Was: `--replay` on a FIFO blocked forever; a symlink to /dev/zero was read without bound.
     The installed console script, with a timeout: a hang fails the test instead of hanging it."""

@@ -8,6 +8,7 @@ The last test stops them and checks nothing is left behind.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -228,21 +229,26 @@ def test_twin_that_cannot_boot_fails_naming_its_console_log(tmp_path, monkeypatc
     data = yaml.safe_load((REPO / "course.yaml").read_text())
     data["course"]["id"] = "kltest-broken"
     data["network"]["private_subnet"] = "192.168.57.0/24"
-    data["nodes"] = [{"name": "broken", "role": "control-plane", "ip": "192.168.57.10", "cpus": 2,
-                      "memory_mb": 2048}]
+    # a course needs a worker too; both root file systems are broken, so nothing is copied and the first one
+    # booted fails
+    data["nodes"] = [{"name": "broken", "role": "control-plane", "ip": "192.168.57.10", "cpus": 2, "memory_mb": 2048},
+                     {"name": "broken-w", "role": "worker", "ip": "192.168.57.11", "cpus": 1, "memory_mb": 1024}]
     (tmp_path / "course").mkdir()
     (tmp_path / "course" / "course.yaml").write_text(yaml.safe_dump(data))
     monkeypatch.setenv("KUBELAB_TWIN_DIR", str(tmp_path / "twins"))
     broken = TwinSet(load_course(tmp_path / "course"))
-    rootfs = broken.paths.node("broken").rootfs
-    for d in ("etc", "root", f"home/{USER}"):
-        (rootfs / d).mkdir(parents=True)
-    (rootfs / "etc/passwd").write_text(f"root:x:0:0:root:/root:/bin/bash\n{USER}:x:1000:1000::/home/{USER}:/bin/bash\n")
+    for name in ("broken", "broken-w"):
+        rootfs = broken.paths.node(name).rootfs
+        for d in ("etc", "root", f"home/{USER}"):
+            (rootfs / d).mkdir(parents=True)
+        (rootfs / "etc/passwd").write_text(f"root:x:0:0:root:/root:/bin/bash\n"
+                                           f"{USER}:x:1000:1000::/home/{USER}:/bin/bash\n")
     try:
         with pytest.raises(InfrastructureError) as e:
             broken.up(progress=None)
-        assert e.value.problem.startswith("twin broken stopped while booting: ")
-        assert str(broken.paths.node("broken").log) in e.value.fix
+        failed = re.match(r"twin (broken|broken-w) stopped while booting: ", e.value.problem)
+        assert failed, e.value.problem
+        assert str(broken.paths.node(failed.group(1)).log) in e.value.fix
         assert broken.paths.key.is_file()
     finally:
         broken.down(wipe=True)  # root file systems and key go too

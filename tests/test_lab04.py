@@ -50,7 +50,7 @@ def course():
 # recorded evidence modelled on shared/realdata (no twins)
 # ------------------------------------------------------------------------------------------------------------
 
-def _record_sim(course, mistake, path, monkeypatch):
+def _record_sim(course, mistake, path, monkeypatch, **sim):
     """Record the simulated control plane into an evidence file (virtual time: a polling check does not sleep).
 
     The one patch: record_lab has no clock parameter, so its run_lab is handed the replay's virtual clock (a
@@ -60,7 +60,7 @@ def _record_sim(course, mistake, path, monkeypatch):
 
     clock = ReplayClock()
     monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
-    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, mistake)))
+    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, mistake, **sim)))
     monkeypatch.undo()
     return live, save(evidence, path)
 
@@ -145,13 +145,8 @@ def test_control_plane_endpoint_by_node_name(course, tmp_path, monkeypatch, endp
     """Recorded evidence modelled on shared/realdata (as above), init with `controlPlaneEndpoint: master:6443`: the
     kubeconfigs say https://master:6443. Passing when the control plane resolves that name to its private IP
     (`getent ahostsv4`, Lab 1's /etc/hosts); failing when it resolves to Debian's 127.0.1.1 hostname line."""
-    import kubelab.evidence as ev
-
-    clock = ReplayClock()
-    monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
-    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, endpoint=endpoint)))
-    monkeypatch.undo()
-    replayed, _ = replay_lab(course, LAB, save(evidence, tmp_path / f"{endpoint}.json"))
+    live, path = _record_sim(course, None, tmp_path / f"{endpoint}.json", monkeypatch, endpoint=endpoint)
+    replayed, _ = replay_lab(course, LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
     got = _by_check(replayed)
     c = got["kubeconfigs"]
@@ -169,13 +164,8 @@ def test_a_correct_init_regraded_the_next_day_keeps_full_marks(course, tmp_path,
     manager's token cleaner, what a regrade sees). bootstrap_token keeps passing: the check asks for kubeadm's
     RBAC that lets any token of the default group join, which outlives the token (Lab 5 creates a fresh token).
     Its failing case is the `skip_bootstrap_token` mistake above."""
-    import kubelab.evidence as ev
-
-    clock = ReplayClock()
-    monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
-    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, next_day=next_day)))
-    monkeypatch.undo()
-    replayed, _ = replay_lab(course, LAB, save(evidence, tmp_path / f"{next_day}.json"))
+    live, path = _record_sim(course, None, tmp_path / f"{next_day}.json", monkeypatch, next_day=next_day)
+    replayed, _ = replay_lab(course, LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
     assert replayed.status == "passed" and replayed.score == replayed.max_score, \
         [(c.id, c.status, c.expected, c.actual) for c in replayed.checks if str(c.status) != "pass"]

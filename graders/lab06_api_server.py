@@ -291,7 +291,7 @@ def test_user_reads_nodes(kube, hosts, course):
 
 
 @check(f"{NEW_USER} may do nothing else: not delete or change nodes, not read pods or secrets", on="cluster",
-       points=2, needs=["user_certificate"],
+       points=1, needs=["user_certificate"],
        hint=f"{NEW_USER} must hold only get/list/watch on nodes. Look for a broader binding: "
             f"`kubectl get clusterrolebindings,rolebindings -A -o wide | grep -e {NEW_USER} -e {NEW_USER_GROUP}`, "
             "a ClusterRole with verbs or resources `*`, or a certificate with O=system:masters (a group every "
@@ -303,7 +303,7 @@ def test_user_nothing_else(kube, hosts, course):
     expect_equal(got, {k: False for k in got}, what=f"SubjectAccessReview for {NEW_USER} (groups {groups})")
 
 
-@check(f"The audit log holds {NEW_USER}'s own `list nodes`, answered 200", on="control-plane", points=2,
+@check(f"The audit log holds {NEW_USER}'s own `list nodes`, answered 200", on="control-plane", points=1,
        needs=["audit_log_written"],
        hint=f"Run `kubectl --kubeconfig ~/lab06/{NEW_USER}.kubeconfig get nodes` with {NEW_USER}'s own certificate "
             f"(not `--as {NEW_USER}`: that is the admin impersonating it, recorded as kubernetes-admin), after "

@@ -120,6 +120,62 @@ def test_flags_without_the_log_mount_or_with_it_read_only_fail(tmp_path):
     assert "(not set)" in e.value.actual
 
 
+class _LocalHost(_FileHost):
+    """Stands in for the control plane whose audit log is a real file in a temporary folder: `cat` of the manifest
+    from the dict, every other command run here by bash (without `sudo -n`: the test runs as root)."""
+
+    def run(self, command, *args):
+        import shlex
+
+        if command.startswith("sudo -n cat"):
+            return super().run(command, *args)
+        line = command % tuple(shlex.quote(a) for a in args) if args else command
+        line = line.removeprefix("sudo -n ")
+        p = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
+        return SimpleNamespace(rc=p.returncode, stdout=p.stdout, stderr=p.stderr)
+
+
+def _event(user: str, code: int, *, groups=("lab06-readers", "system:authenticated"), impersonated: str = "",
+           audit_id: str = "0d4c8f0e-5b7a-4c39-9a51-6a2f2b1c0001") -> str:
+    """One audit line as the 1.20 API server on the twins wrote it for `kubectl get nodes` (compact JSON, level
+    Metadata, stage ResponseComplete; see shared/reference/tracing-on-twins.md)."""
+    event = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": audit_id,
+             "stage": "ResponseComplete", "requestURI": "/api/v1/nodes?limit=500", "verb": "list",
+             "user": {"username": user, "groups": list(groups)}, "sourceIPs": ["192.168.56.10"],
+             "userAgent": "kubectl/v1.20.2 (linux/amd64) kubernetes/faecb19",
+             "objectRef": {"resource": "nodes", "apiVersion": "v1"},
+             "responseStatus": {"metadata": {}, "code": code},
+             "requestReceivedTimestamp": "2026-11-30T06:00:00.000000Z", "stageTimestamp": "2026-11-30T06:00:00.010000Z",
+             "annotations": {"authorization.k8s.io/decision": "allow" if code == 200 else "forbid"}}
+    if impersonated:
+        event["impersonatedUser"] = {"username": impersonated, "groups": ["lab06-readers"]}
+    return json.dumps(event, separators=(",", ":"))
+
+
+def _audit_host(tmp_path: Path, lines: list[str]) -> _LocalHost:
+    tmp_path.mkdir(parents=True)
+    text = _edited_manifest(tmp_path).replace("path: /var/log/kubernetes/audit\n", f"path: {tmp_path}/audit\n")
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "audit.log").write_text("".join(l + "\n" for l in lines))
+    return _LocalHost({GRADER.APISERVER_MANIFEST: text})
+
+
+def test_the_users_own_list_counts_and_impersonation_or_a_refusal_does_not(tmp_path):
+    """simulation (an audit log written here in the 1.20 API server's format, read by the grader's own grep through
+    the manifest's hostPath): ada's own `list nodes` answered 200 passes audit_user_list; the admin's
+    `--as ada` (user kubernetes-admin, impersonatedUser ada) and ada's 403 do not, and the failure shows what ada's
+    events were."""
+    admin_as_ada = _event("kubernetes-admin", 200, groups=("system:masters", "system:authenticated"), impersonated=USER)
+    refused = _event(USER, 403)
+    bad = _audit_host(tmp_path / "bad", [admin_as_ada, refused])
+    with pytest.raises(CheckFailed) as e:
+        GRADER.test_audit_user_list(bad)
+    assert e.value.actual == "list nodes -> 403", e.value.actual
+    good = _audit_host(tmp_path / "good", [admin_as_ada, refused, _event(USER, 200)])
+    GRADER.test_audit_user_list(good)
+    assert [ev["auditID"] for ev in GRADER._own_node_lists(good)] == ["0d4c8f0e-5b7a-4c39-9a51-6a2f2b1c0001"]
+
+
 def test_notebook_and_grader_name_the_same_user():
     """simulation: the user, group and signer the notebook uses are the grader's constants."""
     values = _cell("lab-values")

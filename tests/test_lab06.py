@@ -176,6 +176,28 @@ def test_the_users_own_list_counts_and_impersonation_or_a_refusal_does_not(tmp_p
     assert [ev["auditID"] for ev in GRADER._own_node_lists(good)] == ["0d4c8f0e-5b7a-4c39-9a51-6a2f2b1c0001"]
 
 
+def _approval(name: str, code: int = 200) -> str:
+    """The audit line of `kubectl certificate approve <name>` (PUT .../certificatesigningrequests/<name>/approval)."""
+    event = json.loads(_event("kubernetes-admin", code, groups=("system:masters", "system:authenticated")))
+    event.update(verb="update", requestURI=f"/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/approval",
+                 objectRef={"resource": "certificatesigningrequests", "name": name, "apiGroup": "certificates.k8s.io",
+                            "apiVersion": "v1", "subresource": "approval"})
+    return json.dumps(event, separators=(",", ":"))
+
+
+def test_after_the_hourly_csr_clean_up_the_approval_in_the_audit_log_counts(tmp_path, monkeypatch):
+    """simulation (no CSR left, as an hour after approval; an audit log in the 1.20 format): the approval of the CSR
+    `ada` in the audit log passes user_certificate; the approval of another CSR, or none, fails it with the hint."""
+    monkeypatch.setattr(GRADER, "_csrs_for_user", lambda kube: [])
+    course = SimpleNamespace(control_plane=SimpleNamespace(name="master"))
+    good = _audit_host(tmp_path / "good", [_approval("csr-x7k2p"), _approval(USER)])
+    GRADER.test_user_certificate(None, {"master": good}, course)
+    bad = _audit_host(tmp_path / "bad", [_approval("csr-x7k2p"), _event(USER, 200)])
+    with pytest.raises(CheckFailed) as e:
+        GRADER.test_user_certificate(None, {"master": bad}, course)
+    assert e.value.actual == "none" and "after the hourly clean-up" in e.value.expected
+
+
 def test_notebook_and_grader_name_the_same_user():
     """simulation: the user, group and signer the notebook uses are the grader's constants."""
     values = _cell("lab-values")
@@ -417,6 +439,25 @@ def test_a_pending_csr_fails_the_certificate_check(lab06_done):
     c = got["user_certificate"]
     assert str(c.status) == "fail" and "Pending" in c.actual and "kubectl certificate approve" in c.hint
     assert str(got["user_reads_nodes"].status) == "blocked"
+
+
+def test_csr_deleted_as_after_an_hour_passes_on_the_audit_log(lab06_done):
+    """real 1.20 cluster on twins: ada's CSR deleted (the controller manager's csrcleaner does so an hour after
+    approval) — user_certificate passes on the approval recorded in the audit log, and the authorization checks,
+    which then take ada's groups from her audit events, still pass. The CSR is sent and approved again after."""
+    ts = lab06_done["ts"]
+    csr = json.loads(_ssh(ts, f"{KUBECTL} get csr {USER} -o json").stdout)
+    gone = _ssh(ts, f"{KUBECTL} delete csr {USER}")
+    assert gone.returncode == 0, gone.stderr
+    try:
+        got = _by_id(_grade(lab06_done))
+    finally:
+        fresh = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                 "metadata": {"name": USER}, "spec": {k: csr["spec"][k] for k in ("request", "signerName", "usages")}}
+        back = _ssh(ts, f"sh -c '{KUBECTL} create -f - && {KUBECTL} certificate approve {USER}'", input=json.dumps(fresh))
+    assert back.returncode == 0, back.stderr
+    for cid in ("user_certificate", "user_reads_nodes", "user_nothing_else"):
+        assert str(got[cid].status) == "pass", (cid, got[cid].expected, got[cid].actual, got[cid].message)
 
 
 def test_a_policy_without_rules_fails_the_policy_check(lab06_done):

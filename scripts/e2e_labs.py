@@ -123,8 +123,9 @@ def _course_at_patch(root: Path, patch: str, dest: Path) -> Path:
 
 
 def _run_lab(course, lab_id: str, args) -> dict:
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+
+    from kubelab.notebook.execute import run_notebook
 
     lab = course.model.lab(lab_id)
     source = course.solution_path(lab_id) if args.source == "solutions" else course.student_path(lab_id)
@@ -136,21 +137,13 @@ def _run_lab(course, lab_id: str, args) -> dict:
     work.mkdir(parents=True)
     nb = nbformat.read(source, as_version=4)
     env = {"KUBELAB_SSH_CONFIG": str(args.ssh_config.resolve()), "KUBELAB_COURSE": str(course.root)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits them: `%%node` and the grading cell read them
     stopped_at, t0 = "", time.monotonic()
-    try:
-        NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                       resources={"metadata": {"path": str(work)}}).execute()
+    try:  # the kernel inherits env: `%%node` and the grading cell read them
+        run_notebook(nb, work, env, timeout=CELL_TIMEOUT_S)
     except CellExecutionError as e:
         stopped_at = _failed_cell(nb) or "?"
         print(f"--- {lab_id}: a cell stopped:\n{_last_line(str(e))}", flush=True)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         nbformat.write(nb, work / source.name)
     seconds = time.monotonic() - t0
     result_file = work / f"{lab_id}.result.json"

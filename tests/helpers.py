@@ -3,7 +3,6 @@ beside the checkout, and bounded waits on a state."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from kubelab.notebook.execute import environ, run_notebook  # noqa: F401 - environ: the tests' too
 
 # item.stash[CALL_FAILED]: whether the test's own body failed (set in conftest), for fixtures that keep track of
 # the state a passing test promises to leave behind
@@ -66,36 +67,13 @@ def kubelab(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return subprocess.run([exe, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-@contextlib.contextmanager
-def environ(env: dict[str, str], drop: tuple[str, ...] = ()):
-    """os.environ with `env` set and `drop` removed for the block (a notebook kernel inherits it), then as before."""
-    keys = set(env) | set(drop)
-    saved = {k: os.environ.get(k) for k in keys}
-    for k in drop:
-        os.environ.pop(k, None)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def execute_notebook(nb, folder: Path, env: dict[str, str], *, timeout: int = 600, allow_errors: bool = False,
                      drop: tuple[str, ...] = ()):
     """Run every cell of `nb` in a real kernel whose working folder is `folder`; returns nb with its outputs.
     The kernel sees `env`, and none of this process's KUBELAB_*/NBGRADER_EXECUTION settings it was not given."""
-    from nbclient import NotebookClient
-
     kept = clean_environ()
     drop = tuple(set(drop) | {k for k in os.environ if k not in kept and k not in env})
-    with environ(env, drop):
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                       resources={"metadata": {"path": str(folder)}}).execute()
-    return nb
+    return run_notebook(nb, folder, env, timeout=timeout, allow_errors=allow_errors, drop=drop)
 
 
 def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_s: float = 2):

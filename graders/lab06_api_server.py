@@ -26,7 +26,6 @@ import shlex
 
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from kubelab.engine import check, expect_equal, expect_true, fail
 

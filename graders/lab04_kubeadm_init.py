@@ -28,7 +28,7 @@ from datetime import datetime
 import yaml
 
 from kubelab.cluster.versions import cluster_minor
-from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail, load_yaml
 
 PKI = "/etc/kubernetes/pki"
 PKI_FILES = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
@@ -110,7 +110,7 @@ def _read_manifest(host, name: str) -> dict | None:
     if r.rc != 0:
         return None
     try:
-        data = yaml.safe_load(r.stdout)
+        data = load_yaml(r.stdout)
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
@@ -171,7 +171,7 @@ def test_kubeconfigs(host, course):
     expect_contains({p.rsplit("/", 1)[-1] for p in listed}, wanted, what="kubeconfigs in /etc/kubernetes")
     conf = host.run("sudo -n cat %s", ADMIN_CONF)
     try:
-        servers = [c["cluster"]["server"] for c in yaml.safe_load(conf.stdout)["clusters"]]
+        servers = [c["cluster"]["server"] for c in load_yaml(conf.stdout)["clusters"]]
     except Exception:
         servers = ["(not a kubeconfig)"]
     cp = _cp(course)
@@ -340,7 +340,7 @@ def test_kubeadm_configmaps(kube, course):
     have = [f"kube-system/{n}" for n in system] + [f"kube-public/{n}" for n in public]
     expect_contains(have, ["kube-system/kubeadm-config", f"kube-system/{kubelet_cm}", "kube-public/cluster-info"],
                     what="ConfigMaps")
-    cfg = yaml.safe_load((system["kubeadm-config"].data or {}).get("ClusterConfiguration", "")) or {}
+    cfg = load_yaml((system["kubeadm-config"].data or {}).get("ClusterConfiguration", "")) or {}
     net = cfg.get("networking") or {}
     expect_equal({"podSubnet": net.get("podSubnet", "(unset)"), "serviceSubnet": net.get("serviceSubnet", "(unset)")},
                  {"podSubnet": str(course.network.pod_cidr), "serviceSubnet": str(course.network.service_cidr)},

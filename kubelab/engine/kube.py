@@ -8,14 +8,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Callable
 
-import yaml
-
 from kubelab.engine.checks import CheckFailed
+from kubelab.engine.yamldata import load_yaml
 from kubelab.errors import InfrastructureError
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
-# libyaml's safe loader where PyYAML was built with it (PyYAML's documented fast path), else the same in Python
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Kube:
@@ -34,7 +31,7 @@ class Kube:
             raise CheckFailed(f"{self.path} on {self._node} (written by kubeadm init)",
                               (result.stderr.strip() or f"exit status {result.rc}"), what="admin kubeconfig")
         try:
-            data = yaml.load(result.stdout, Loader=SAFE_LOADER)
+            data = load_yaml(result.stdout)
             assert isinstance(data, dict) and data.get("clusters")
         except Exception:
             raise CheckFailed("a kubeconfig", f"{self.path} on {self._node} is not a kubeconfig", what="admin kubeconfig")

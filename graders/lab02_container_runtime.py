@@ -7,7 +7,7 @@ Both layouts are understood: config version 2 (containerd 1.x) and version 3 (co
 
 from kubelab import aptfacts, aptsources
 from kubelab import containerd_config as cc
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, load_yaml
 
 CONFIG = "/etc/containerd/config.toml"
 CRICTL_YAML = "/etc/crictl.yaml"
@@ -197,7 +197,7 @@ def test_crictl_endpoint(host):
     if not f.exists:
         fail(f"runtime-endpoint: unix://{cc.DEFAULT_SOCKET}", "(no /etc/crictl.yaml)", what=CRICTL_YAML)
     try:
-        data = yaml.safe_load(f.content_string) or {}
+        data = load_yaml(f.content_string) or {}
     except yaml.YAMLError as e:
         fail("a YAML file", str(e).splitlines()[0], what=CRICTL_YAML)
     got = data.get("runtime-endpoint") if isinstance(data, dict) else None

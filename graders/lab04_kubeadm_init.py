@@ -28,7 +28,7 @@ from datetime import datetime
 import yaml
 
 from kubelab.cluster.versions import cluster_minor
-from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_contains, expect_equal, expect_true, fail, load_yaml
 
 PKI = "/etc/kubernetes/pki"
 PKI_FILES = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
@@ -110,7 +110,7 @@ def _read_manifest(host, name: str) -> dict | None:
     if r.rc != 0:
         return None
     try:
-        data = yaml.safe_load(r.stdout)
+        data = load_yaml(r.stdout)
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
@@ -171,7 +171,7 @@ def test_kubeconfigs(host, course):
     expect_contains({p.rsplit("/", 1)[-1] for p in listed}, wanted, what="kubeconfigs in /etc/kubernetes")
     conf = host.run("sudo -n cat %s", ADMIN_CONF)
     try:
-        servers = [c["cluster"]["server"] for c in yaml.safe_load(conf.stdout)["clusters"]]
+        servers = [c["cluster"]["server"] for c in load_yaml(conf.stdout)["clusters"]]
     except Exception:
         servers = ["(not a kubeconfig)"]
     cp = _cp(course)
@@ -256,21 +256,13 @@ ENDPOINTSLICE_V1_SINCE = (1, 21)  # discovery.k8s.io/v1; 1.17-1.20 serve v1beta1
 
 def _kubernetes_endpoint_addresses(kube) -> list[str]:
     """The ready addresses of Service default/kubernetes from its EndpointSlices (v1 Endpoints is deprecated since
-    1.33). Read with the client's generic call, so that the v1beta1 of older clusters works as well."""
-    import json
-
+    1.33). Read with kube.get_json (a path, not an API class), so that the v1beta1 of older clusters works as well."""
     version = "v1" if cluster_minor(kube) >= ENDPOINTSLICE_V1_SINCE else "v1beta1"
-    client = kube.api_client
-    request = client.param_serialize(
-        "GET", f"/apis/discovery.k8s.io/{version}/namespaces/default/endpointslices",
-        query_params=[("labelSelector", "kubernetes.io/service-name=kubernetes")],
-        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-    response = client.call_api(*request)
-    raw = response.read()
-    if response.status != 200:
-        fail("the EndpointSlices of Service default/kubernetes", f"HTTP {response.status} from the API server",
+    status, data = kube.get_json(f"/apis/discovery.k8s.io/{version}/namespaces/default/endpointslices",
+                                 labelSelector="kubernetes.io/service-name=kubernetes")
+    if status != 200:
+        fail("the EndpointSlices of Service default/kubernetes", f"HTTP {status} from the API server",
              what=f"discovery.k8s.io/{version} EndpointSlices")
-    data = json.loads(raw)
     addrs = set()
     for sl in (data or {}).get("items") or []:
         for ep in sl.get("endpoints") or []:
@@ -340,7 +332,7 @@ def test_kubeadm_configmaps(kube, course):
     have = [f"kube-system/{n}" for n in system] + [f"kube-public/{n}" for n in public]
     expect_contains(have, ["kube-system/kubeadm-config", f"kube-system/{kubelet_cm}", "kube-public/cluster-info"],
                     what="ConfigMaps")
-    cfg = yaml.safe_load((system["kubeadm-config"].data or {}).get("ClusterConfiguration", "")) or {}
+    cfg = load_yaml((system["kubeadm-config"].data or {}).get("ClusterConfiguration", "")) or {}
     net = cfg.get("networking") or {}
     expect_equal({"podSubnet": net.get("podSubnet", "(unset)"), "serviceSubnet": net.get("serviceSubnet", "(unset)")},
                  {"podSubnet": str(course.network.pod_cidr), "serviceSubnet": str(course.network.service_cidr)},
@@ -391,12 +383,9 @@ def _usable_tokens(kube, now: int) -> tuple[list[str], list[str]]:
             "it) is expected, not a fault: Lab 5 makes a fresh one with "
             "`sudo kubeadm token create --print-join-command`.")
 def test_bootstrap_token(kube, hosts, course):
-    from kubernetes import client
-
-    rbac = client.RbacAuthorizationV1Api(kube.api_client)
     got = {}
     for name, role in BOOTSTRAP_BINDINGS.items():
-        items = rbac.list_cluster_role_binding(field_selector=f"metadata.name={name}").items
+        items = kube.rbac.list_cluster_role_binding(field_selector=f"metadata.name={name}").items
         if not items:
             got[name] = "missing"
             continue

@@ -26,9 +26,8 @@ import yaml
 
 from helpers import REPO, make_course
 from kubelab.course import LoadedCourse, load_course
-from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import LocalTarget, Target
-from kubelab.evidence import load, save
+from kubelab.evidence import load, record_lab, save
 from kubelab.evidence.replay import ReplayClock
 
 ENGINE_GRADER = '''
@@ -98,16 +97,8 @@ class Case:
 
 def record(course: LoadedCourse, lab: str, target: Target, path: Path) -> Path:
     """record_lab on virtual time: what `kubelab grade --record` writes, without sleeping between polls."""
-    import kubelab.evidence as ev
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    clock = ReplayClock()
-    real = ev.run_lab
-    ev.run_lab = lambda c, lab_id, t: run_lab(c, lab_id, t, clock=clock.now, sleep=clock.sleep)
-    try:
-        _, evidence = ev.record_lab(course, lab, target)
-    finally:
-        ev.run_lab = real
+    _, evidence = record_lab(course, lab, target, clock=ReplayClock())
     return save(evidence, path)
 
 

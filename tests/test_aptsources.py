@@ -179,20 +179,16 @@ def _write(root, path: str, content: str | bytes):
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
 
 
-def _grade(lab, tmp_path, nodes: dict[str, dict[str, str | bytes]], monkeypatch):
+def _grade(lab, tmp_path, nodes: dict[str, dict[str, str | bytes]]):
     """Record `lab` against the stand-in folders, save, replay; the apt checks' results per (check, node)."""
-    import kubelab.evidence as ev
-    from kubelab.engine.runner import run_lab
     from kubelab.evidence.replay import ReplayClock
 
     course = load_course(REPO)
     for node, files in nodes.items():
         for path, content in files.items():
             _write(tmp_path / "nodes" / node, path, content)
-    clock = ReplayClock()  # virtual time: polling checks that cannot pass here do not sleep
-    monkeypatch.setattr(ev, "run_lab", lambda c, lab_id, t: run_lab(c, lab_id, t, clock=clock.now, sleep=clock.sleep))
-    live, evidence = record_lab(course, lab, AptDirTarget(course, tmp_path / "nodes"))
-    monkeypatch.undo()
+    # virtual time: polling checks that cannot pass here do not sleep
+    live, evidence = record_lab(course, lab, AptDirTarget(course, tmp_path / "nodes"), clock=ReplayClock())
     path = save(evidence, tmp_path / f"{lab}.evidence.json")
     replayed, _ = replay_lab(course, lab, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
@@ -208,7 +204,7 @@ def _native_arch() -> str:
     return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_lab02_apt_source_accepts_deb822_and_arch_lines_and_fails_wrong_ones(signing_key, tmp_path, monkeypatch):
+def test_lab02_apt_source_accepts_deb822_and_arch_lines_and_fails_wrong_ones(signing_key, tmp_path):
     """Recorded evidence, real tools on a stand-in /etc/apt: master has Docker's page's deb822 docker.sources
     (Signed-By a path, Architectures the node's), worker an `arch=` one-line with reordered options and the key
     inline in another deb822 file on a third node... pass; a .sources whose Architectures leave the node out and a
@@ -223,14 +219,14 @@ def test_lab02_apt_source_accepts_deb822_and_arch_lines_and_fails_wrong_ones(sig
             worker: {"/etc/apt/sources.list.d/docker.list":
                      f"deb [arch={arch} signed-by={DOCKER_KEY}] https://download.docker.com/linux/debian bookworm stable\n",
                      DOCKER_KEY: armored}}
-    got = _grade("lab02", tmp_path / "good", good, monkeypatch)
+    got = _grade("lab02", tmp_path / "good", good)
     assert {n: str(got[("apt_source", n)].status) for n in (master, worker)} == {master: "pass", worker: "pass"}, \
         [(got[("apt_source", n)].expected, got[("apt_source", n)].actual) for n in (master, worker)]
 
     inline_only = {master: {"/etc/apt/sources.list.d/docker.sources": _docker_sources(inline.rstrip("\n"), arch)},
                    worker: {"/etc/apt/sources.list.d/docker.list":
                             "deb https://download.docker.com/linux/debian bookworm stable\n"}}
-    got = _grade("lab02", tmp_path / "inline", inline_only, monkeypatch)
+    got = _grade("lab02", tmp_path / "inline", inline_only)
     assert str(got[("apt_source", master)].status) == "pass"   # the key inside the stanza: no keyring file needed
     unsigned = got[("apt_source", worker)]
     assert str(unsigned.status) == "fail" and "no signed-by" in unsigned.actual
@@ -240,14 +236,13 @@ def test_lab02_apt_source_accepts_deb822_and_arch_lines_and_fails_wrong_ones(sig
     bad = {master: {"/etc/apt/sources.list.d/docker.sources": _docker_sources(f"Signed-By: {DOCKER_KEY}", other),
                     DOCKER_KEY: armored},
            worker: {"/etc/apt/sources.list.d/docker.sources": _docker_sources(f"Signed-By: {DOCKER_KEY}", arch)}}
-    got = _grade("lab02", tmp_path / "bad", bad, monkeypatch)
+    got = _grade("lab02", tmp_path / "bad", bad)
     wrong_arch, no_key = got[("apt_source", master)], got[("apt_source", worker)]
     assert str(wrong_arch.status) == "fail" and f"leave out this node's {arch}" in wrong_arch.actual
     assert str(no_key.status) == "fail" and f"{DOCKER_KEY} (missing)" in no_key.actual
 
 
-def test_lab03_repository_and_keyring_accept_deb822_and_arch_and_fail_an_armored_gpg(signing_key, tmp_path,
-                                                                                    monkeypatch):
+def test_lab03_repository_and_keyring_accept_deb822_and_arch_and_fail_an_armored_gpg(signing_key, tmp_path):
     """Recorded evidence, real tools on a stand-in /etc/apt: pkgs.k8s.io as a deb822 kubernetes.sources (flat
     suite `/`, Signed-By the dearmored .gpg) on master and as an `arch=` one-line on worker: repository_line and
     keyring pass; the keyring check reads the key where the entry says (real gpg --show-keys). Then an inline key
@@ -261,7 +256,7 @@ def test_lab03_repository_and_keyring_accept_deb822_and_arch_and_fail_an_armored
     sources = f"Types: deb\nURIs: {src.url}\nSuites: /\nSigned-By: {keyring}\n"
     good = {master: {"/etc/apt/sources.list.d/kubernetes.sources": sources, keyring: dearmored},
             worker: {src.list_file: f"deb [arch={arch} signed-by={src.keyring}] {src.url} /\n", src.keyring: dearmored}}
-    got = _grade("lab03", tmp_path / "good", good, monkeypatch)
+    got = _grade("lab03", tmp_path / "good", good)
     for n in (master, worker):
         for check in ("repository_line", "keyring"):
             c = got[(check, n)]
@@ -270,7 +265,7 @@ def test_lab03_repository_and_keyring_accept_deb822_and_arch_and_fail_an_armored
     inline = "Signed-By:\n" + "".join(f" {ln or '.'}\n" for ln in armored.strip().splitlines())
     bad = {master: {"/etc/apt/sources.list.d/kubernetes.sources": f"Types: deb\nURIs: {src.url}\nSuites: /\n{inline}"},
            worker: {src.list_file: f"deb [signed-by={src.keyring}] {src.url} /\n", src.keyring: armored}}
-    got = _grade("lab03", tmp_path / "bad", bad, monkeypatch)
+    got = _grade("lab03", tmp_path / "bad", bad)
     assert str(got[("repository_line", master)].status) == "pass"
     assert str(got[("keyring", master)].status) == "pass", got[("keyring", master)].actual
     armored_gpg = got[("keyring", worker)]
@@ -279,7 +274,7 @@ def test_lab03_repository_and_keyring_accept_deb822_and_arch_and_fail_an_armored
 
     minor = {master: {src.list_file: f"deb [signed-by={src.keyring}] {src.url.replace('v1.', 'v0.')} /\n",
                       src.keyring: dearmored}}
-    got = _grade("lab03", tmp_path / "minor", minor, monkeypatch)
+    got = _grade("lab03", tmp_path / "minor", minor)
     c = got[("repository_line", master)]
     assert str(c.status) == "fail" and "v0." in c.actual and c.expected == src.apt_line
     assert "KUBELAB_KUBERNETES_APT_LINE" in c.hint

@@ -312,18 +312,14 @@ def test_a_fact_changed_in_one_place_is_flagged(repo_course, case):
     assert len(flags) == 1 and words in flags[0], flags
 
 
-def test_no_false_flags_on_lab04_evidence_modelled_on_real_captures(repo_course, tmp_path, monkeypatch):
+def test_no_false_flags_on_lab04_evidence_modelled_on_real_captures(repo_course, tmp_path):
     """Lab 4's simulated control plane (healthy and each learner mistake), recorded and replayed: no flag."""
-    import kubelab.evidence as ev
-    from kubelab.engine.runner import run_lab
     from kubelab.evidence.replay import ReplayClock
     from lab04_evidence import MISTAKES, Sim136, SimTarget
 
     for mistake in (None, *MISTAKES):
-        clock = ReplayClock()
-        monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
-        _, evidence = record_lab(repo_course, "lab04", SimTarget(repo_course, Sim136(repo_course.model, mistake)))
-        monkeypatch.undo()
+        _, evidence = record_lab(repo_course, "lab04", SimTarget(repo_course, Sim136(repo_course.model, mistake)),
+                                 clock=ReplayClock())
         path = save(evidence, tmp_path / f"{mistake}.json")
         assert replay_and_verify(repo_course, "lab04", path)[2] == [], mistake
 

@@ -50,18 +50,11 @@ def course():
 # recorded evidence modelled on shared/realdata (no twins)
 # ------------------------------------------------------------------------------------------------------------
 
-def _record_sim(course, mistake, path, monkeypatch, **sim):
-    """Record the simulated control plane into an evidence file (virtual time: a polling check does not sleep).
-
-    The one patch: record_lab has no clock parameter, so its run_lab is handed the replay's virtual clock (a
-    failing api_reachable would otherwise sleep its 30 s of polling against data that cannot change). Recording,
-    grading and evidence are the real code; real waiting is proven live (test_lab05's pod_reachable)."""
-    import kubelab.evidence as ev
-
-    clock = ReplayClock()
-    monkeypatch.setattr(ev, "run_lab", lambda c, lab, t: run_lab(c, lab, t, clock=clock.now, sleep=clock.sleep))
-    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, mistake, **sim)))
-    monkeypatch.undo()
+def _record_sim(course, mistake, path, **sim):
+    """Record the simulated control plane into an evidence file on virtual time (record_lab's clock): a failing
+    api_reachable would otherwise sleep its 30 s of polling against data that cannot change. Recording, grading
+    and evidence are the real code; real waiting is proven live (test_lab05's pod_reachable)."""
+    live, evidence = record_lab(course, LAB, SimTarget(course, Sim136(course.model, mistake, **sim)), clock=ReplayClock())
     return live, save(evidence, path)
 
 
@@ -69,10 +62,10 @@ def _by_check(result) -> dict:
     return {c.check: c for c in result.checks}
 
 
-def test_simulated_136_control_plane_gets_full_marks_from_its_evidence(course, tmp_path, monkeypatch):
+def test_simulated_136_control_plane_gets_full_marks_from_its_evidence(course, tmp_path):
     """Recorded evidence modelled on shared/realdata/{kubeadm-init-logs,nodes-json,pods-json,static-pod-manifests}:
     v1.36 as kubeadm init leaves it (node NotReady, CoreDNS Pending: not failures), full marks, replay == live."""
-    live, path = _record_sim(course, None, tmp_path / "ok.json", monkeypatch)
+    live, path = _record_sim(course, None, tmp_path / "ok.json")
     replayed, evidence = replay_lab(course, LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
     assert replayed.status == "passed" and replayed.score == replayed.max_score == 15, \
@@ -113,11 +106,11 @@ HINT_WORDS = {"node_ip": "node-ip", "apiserver_sans": "--apiserver-advertise-add
 
 
 @pytest.mark.parametrize("mistake", sorted(EXPECTED))
-def test_each_mistake_fails_its_check_with_the_hint(course, tmp_path, monkeypatch, mistake):
+def test_each_mistake_fails_its_check_with_the_hint(course, tmp_path, mistake):
     """Recorded evidence modelled on shared/realdata (as above) with one realistic mistake (lab04_evidence.MISTAKES):
     the checks it breaks fail with expected vs actual and the hint; checks that need the API are blocked, not
     failed, when the API is out of reach; the rest pass. Graded by replaying the saved evidence."""
-    live, path = _record_sim(course, mistake, tmp_path / f"{mistake}.json", monkeypatch)
+    live, path = _record_sim(course, mistake, tmp_path / f"{mistake}.json")
     replayed, _ = replay_lab(course, LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
     got = _by_check(replayed)
@@ -141,11 +134,11 @@ def test_every_mistake_is_exercised():
 
 @pytest.mark.parametrize("endpoint,status", [("name", "pass"), ("name_loopback", "fail"),
                                              ("name_loopback_first", "fail")])
-def test_control_plane_endpoint_by_node_name(course, tmp_path, monkeypatch, endpoint, status):
+def test_control_plane_endpoint_by_node_name(course, tmp_path, endpoint, status):
     """Recorded evidence modelled on shared/realdata (as above), init with `controlPlaneEndpoint: master:6443`: the
     kubeconfigs say https://master:6443. Passing when the control plane resolves that name to its private IP
     (`getent ahostsv4`, Lab 1's /etc/hosts); failing when it resolves to Debian's 127.0.1.1 hostname line."""
-    live, path = _record_sim(course, None, tmp_path / f"{endpoint}.json", monkeypatch, endpoint=endpoint)
+    live, path = _record_sim(course, None, tmp_path / f"{endpoint}.json", endpoint=endpoint)
     replayed, _ = replay_lab(course, LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
     got = _by_check(replayed)
@@ -158,13 +151,13 @@ def test_control_plane_endpoint_by_node_name(course, tmp_path, monkeypatch, endp
 
 
 @pytest.mark.parametrize("next_day", ["expired", "cleaned"])
-def test_a_correct_init_regraded_the_next_day_keeps_full_marks(course, tmp_path, monkeypatch, next_day):
+def test_a_correct_init_regraded_the_next_day_keeps_full_marks(course, tmp_path, next_day):
     """Recorded evidence modelled on shared/realdata (as above), no mistake, graded again 25 h after init: the
     default token's 24 h ran out ("expired": its Secret still there; "cleaned": deleted by the controller
     manager's token cleaner, what a regrade sees). bootstrap_token keeps passing: the check asks for kubeadm's
     RBAC that lets any token of the default group join, which outlives the token (Lab 5 creates a fresh token).
     Its failing case is the `skip_bootstrap_token` mistake above."""
-    live, path = _record_sim(course, None, tmp_path / f"{next_day}.json", monkeypatch, next_day=next_day)
+    live, path = _record_sim(course, None, tmp_path / f"{next_day}.json", next_day=next_day)
     replayed, _ = replay_lab(course, LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())
     assert replayed.status == "passed" and replayed.score == replayed.max_score, \

@@ -70,7 +70,7 @@ def warm_course(course_root: str) -> None:
     Whatever fails here is left for the grading to report (as that learner's error): warming never stops
     the forkserver."""
     try:
-        course = _course(course_root)
+        course = load_course(course_root)
         for lab in course.model.labs:
             try:
                 load_grader(course.grader_path(lab.id))
@@ -84,25 +84,6 @@ def prepare(course_root: str) -> None:
     """Name the course whose graders the forkserver loads when it starts (kubelab.classroom.pool);
     a forkserver already running keeps what it has, and a worker loads anything else once per chunk."""
     os.environ[WARM_COURSE_ENV] = str(course_root)
-
-
-_courses: dict[str, tuple[tuple[int, int], object]] = {}
-
-
-def _course(course_root: str):
-    """load_course once per worker process while course.yaml is unchanged: a chunk grades many learners of
-    one course (parsing course.yaml with pure-Python YAML and validating it cost more than a replay)."""
-    from kubelab.course import COURSE_FILE
-
-    try:
-        st = (Path(course_root) / COURSE_FILE).stat()
-        stamp = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        return load_course(course_root)  # let it report the problem
-    cached = _courses.get(course_root)
-    if cached is None or cached[0] != stamp:
-        cached = _courses[course_root] = (stamp, load_course(course_root))
-    return cached[1]
 
 
 def error_record(kind: str, reason: str) -> dict:
@@ -132,7 +113,7 @@ def grade_evidence(course_root: str, lab_id: str, evidence_path: str) -> dict:
     from kubelab.evidence.replay import ReplayClock, ReplayTarget
 
     t0 = time.monotonic()
-    course = _course(course_root)
+    course = load_course(course_root)
     points = course.model.lab(lab_id).points
     path = Path(evidence_path)
     try:
@@ -160,7 +141,7 @@ def grade_live(course_root: str, lab_id: str, ssh_config: str, evidence_out: str
     from kubelab.evidence import record_lab, save
 
     t0 = time.monotonic()
-    course = _course(course_root)
+    course = load_course(course_root)
     points = course.model.lab(lab_id).points
     try:
         target = SshConfigTarget(course, ssh_config)

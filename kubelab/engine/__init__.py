@@ -2,5 +2,6 @@
 
 from kubelab.engine.checks import (CheckFailed, check, eventually, expect_contains, expect_equal, expect_true,
                                    fail)
+from kubelab.engine.yamldata import load_yaml
 
-__all__ = ["CheckFailed", "check", "eventually", "expect_contains", "expect_equal", "expect_true", "fail"]
+__all__ = ["CheckFailed", "check", "eventually", "expect_contains", "expect_equal", "expect_true", "fail", "load_yaml"]

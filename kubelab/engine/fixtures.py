@@ -73,7 +73,8 @@ class Fixtures:
             from kubelab.engine.kube import Kube
 
             cp = self._course.model.control_plane
-            self._kube = Kube(self._target.host(cp.name), cp.name, client_factory=self._target.api_client)
+            self._kube = Kube(self._target.host(cp.name), cp.name, client_factory=self._target.api_client,
+                              requester_factory=self._target.api_requester)
         return self._kube
 
     def answers(self):

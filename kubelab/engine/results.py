@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 
@@ -38,9 +38,14 @@ class CheckResult:
     duration_s: float = 0.0
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        # every field is a plain value but blocked_by: dataclasses.asdict's deep copy cost more than a replay's checks
+        d = {f.name: getattr(self, f.name) for f in _FIELDS}
         d["status"] = str(self.status)
+        d["blocked_by"] = list(self.blocked_by)
         return d
+
+
+_FIELDS = fields(CheckResult)
 
 
 @dataclass

@@ -37,10 +37,11 @@ def _cluster(target: Target) -> dict:
             cluster["etcd_cluster_id"] = str(found) if found else None
         conf = host.run("sudo -n cat /etc/kubernetes/admin.conf")
         if conf.rc == 0:
-            import yaml
             from kubernetes import client
 
-            api = target.api_client(yaml.safe_load(conf.stdout))
+            from kubelab.engine.yamldata import load_yaml
+
+            api = target.api_client(load_yaml(conf.stdout))
             try:
                 cluster["kube_system_uid"] = client.CoreV1Api(api).read_namespace("kube-system", _request_timeout=5).metadata.uid
             finally:

@@ -74,14 +74,27 @@ class Evidence(BaseModel):
         return self.model_copy(update={"digest": self.body_digest()})
 
 
+_digests: dict[str, str] = {}  # course.yaml's text -> its digest: a class run checks it once per learner
+
+
 def course_digest(course_file: Path) -> str:
     """A digest of what the course says, not of how its file is spelled: a Windows checkout (CRLF line endings,
     rsynced to the master) or an edited comment must not flag honest evidence; any changed value does."""
+    text = course_file.read_text(encoding="utf-8")
+    if text not in _digests:
+        if len(_digests) > 8:
+            _digests.clear()
+        _digests[text] = _digest_of(text)
+    return _digests[text]
+
+
+def _digest_of(text: str) -> str:
     import yaml
 
-    text = course_file.read_text(encoding="utf-8")
+    from kubelab.engine.yamldata import load_yaml
+
     try:  # the file was validated when the course was loaded (duplicate keys, depth, size)
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = load_yaml(text)
     except yaml.YAMLError:
         data = text.replace("\r\n", "\n")
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -84,11 +84,12 @@ class RecordingTarget(Target):
         import yaml
 
         from kubelab.engine.kube import ADMIN_KUBECONFIG
+        from kubelab.engine.yamldata import load_yaml
 
         cp = self.course.model.control_plane.name
         raw = self.inner.host(cp).run("sudo -n cat %s", ADMIN_KUBECONFIG)
         try:
-            data = yaml.safe_load(raw.stdout) if raw.rc == 0 else None
+            data = load_yaml(raw.stdout) if raw.rc == 0 else None
         except yaml.YAMLError:
             return None
         return data if isinstance(data, dict) else None

@@ -22,6 +22,8 @@ from typing import Callable
 
 import yaml
 
+from kubelab.engine.yamldata import load_yaml_all
+
 REDACTED = "<redacted>"
 REDACTED_B64 = base64.b64encode(REDACTED.encode()).decode()  # "PHJlZGFjdGVkPg=="
 _SAFE_VALUES = {REDACTED, REDACTED_B64, "<masked>", "", "null", "~", "true", "false", "None"}
@@ -227,7 +229,7 @@ def _yaml_secrets(text: str, _ctx: str) -> tuple[str, int]:
     if not _YAML_SECRET.search(text):
         return text, 0
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = load_yaml_all(text)
     except (yaml.YAMLError, RecursionError, ValueError):
         return text, 0
     found: list[tuple[str, str, str]] = []

@@ -84,6 +84,19 @@ class ReplayTarget(Target):
     def _backend(self, node: str) -> BaseBackend:
         return ReplayBackend(node, self.evidence.nodes.get(node, []), self.stats)
 
+    def _answer(self, method: str, url: str, body: Any) -> ApiObservation:
+        key = api_key(method, url, body)
+        if key not in self._api:
+            raise NotInEvidence(f"{key[0]} {key[1]}")
+        return self._api[key].take()
+
+    def api_requester(self):
+        def request(method: str, path: str) -> tuple[int, str]:
+            obs = self._answer(method, path, None)
+            return obs.status, obs.data
+
+        return request
+
     def api_client(self, kubeconfig: dict):
         from kubernetes.client import ApiClient, Configuration
         from kubernetes.client.rest import RESTResponse
@@ -91,10 +104,7 @@ class ReplayTarget(Target):
         client = ApiClient(Configuration(host="https://replayed-from-evidence"))
 
         def request(method, url, headers=None, body=None, post_params=None, _request_timeout=None):
-            key = api_key(method, url, body)
-            if key not in self._api:
-                raise NotInEvidence(f"{key[0]} {key[1]}")
-            obs: ApiObservation = self._api[key].take()
+            obs = self._answer(method, url, body)
             raw = SimpleNamespace(status=obs.status, reason="replayed", data=obs.data.encode(),
                                   headers={"content-type": "application/json"})
             return RESTResponse(raw)

@@ -1,11 +1,13 @@
-"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node` and `%nodes`; `grade` scores a lab."""
+"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node`, `%nodes` and `%trace`; `grade` scores a
+lab; `trace` draws a pod's sequence diagram."""
 
 from __future__ import annotations
 
 from kubelab.notebook.grading import grade
 from kubelab.notebook.magics import NodeCommandError, NodeError, NodeMagics
+from kubelab.notebook.tracing import trace
 
-__all__ = ["grade", "load_ipython_extension", "unload_ipython_extension", "NodeError", "NodeCommandError",
+__all__ = ["grade", "trace", "load_ipython_extension", "unload_ipython_extension", "NodeError", "NodeCommandError",
            "NodeMagics"]
 
 

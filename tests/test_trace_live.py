@@ -32,6 +32,18 @@ omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
 """
+# the image every node has (kubelab.cluster.build.BUSYBOX_IMAGE): busybox's applets are not on its PATH
+POD_YAML = """apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: trace-live}
+spec:
+  nodeSelector: {kubernetes.io/hostname: %(node)s}
+  containers:
+  - name: web
+    image: docker.io/local/busybox:debian
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "exec busybox sleep 3600"]
+"""
 # the edit Lab 6 has the learner make, as text (the node's python3 has no PyYAML)
 EDIT = r'''
 import sys
@@ -91,6 +103,13 @@ def test_trace_of_a_started_pod_with_and_without_the_audit_log(shared_cluster, t
     audited = keep / "web-1.audit.trace.json"
     plain = keep / "web-1.no-audit.trace.json"
     started = time.monotonic()
+    try:
+        trace_with_and_without_audit(shared_cluster, ts, course, cp, worker, audited, plain, started)
+    finally:
+        kubectl(ts, cp, f"delete namespace {NS} --wait=true --timeout=120s", check=False)
+
+
+def trace_with_and_without_audit(shared_cluster, ts, course, cp, worker, audited, plain, started):
     ssh(ts, cp, f"sudo -n cp {MANIFEST} {BACKUP}")
     try:
         ssh(ts, cp, "sudo -n mkdir -p /etc/kubernetes/audit && sudo -n tee /etc/kubernetes/audit/policy.yaml >/dev/null",
@@ -102,10 +121,11 @@ def test_trace_of_a_started_pod_with_and_without_the_audit_log(shared_cluster, t
                  timeout_s=240, interval_s=3)
         print(f"audit on after {time.monotonic() - started:.0f}s")
         kubectl(ts, cp, f"create namespace {NS}")
-        kubectl(ts, cp, f"run {POD} -n {NS} --image=docker.io/local/busybox:debian --image-pull-policy=Never "
-                        f"--restart=Never --overrides='{{\"spec\":{{\"nodeSelector\":{{\"kubernetes.io/hostname\":\"{worker}\"}}}}}}' "
-                        "-- sleep 3600")
-        kubectl(ts, cp, f"wait --for=condition=Ready pod/{POD} -n {NS} --timeout=180s")
+        ssh(ts, cp, "sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf create -f -",
+            input=POD_YAML % {"node": worker})
+        ready = kubectl(ts, cp, f"wait --for=condition=Ready pod/{POD} -n {NS} --timeout=150s", check=False)
+        assert ready.returncode == 0, (ready.stderr + kubectl(ts, cp, f"describe pod {POD} -n {NS}", check=False).stdout
+                                       + kubectl(ts, cp, "get pods -A -o wide", check=False).stdout)
         time.sleep(2)  # the audit backend writes in batches; the kubelet's last status patch is in the log
         target = SshConfigTarget(course, ts.ssh_config_file())
         try:
@@ -164,18 +184,15 @@ def test_trace_of_a_started_pod_with_and_without_the_audit_log(shared_cluster, t
             shared_cluster["dirty"] = True
         ssh(ts, cp, f"sudo -n rm -rf /etc/kubernetes/audit {AUDIT_LOG_PATH.rsplit('/', 1)[0]} {BACKUP}", check=False)
     print(f"audit off again after {time.monotonic() - started:.0f}s")
+    # without the audit log: what events and managedFields show, and a note saying the audit log shows more
+    target = SshConfigTarget(course, ts.ssh_config_file())
     try:
-        # without the audit log: what events and managedFields show, and a note saying the audit log shows more
-        target = SshConfigTarget(course, ts.ssh_config_file())
-        try:
-            bare = trace_live(course, target, "pod", POD, NS, record=plain)
-        finally:
-            target.close()
-        print("\n".join(f"{s.at} {s.frm}->{s.to} {s.text} [{s.source}]" for s in bare.steps))
-        assert not bare.audit and any("no audit log" in n for n in bare.notes), bare.notes
-        texts = bare.step_texts()
-        assert any(t.startswith(f"create pods/{POD}/binding") for t in texts), texts
-        assert any(t.startswith(f"patch pods/{POD}/status") for t in texts), texts
-        assert trace_from_evidence(course, plain).to_dict() == bare.to_dict()
+        bare = trace_live(course, target, "pod", POD, NS, record=plain)
     finally:
-        kubectl(ts, cp, f"delete namespace {NS} --wait=true --timeout=120s", check=False)
+        target.close()
+    print("\n".join(f"{s.at} {s.frm}->{s.to} {s.text} [{s.source}]" for s in bare.steps))
+    assert not bare.audit and any("no audit log" in n for n in bare.notes), bare.notes
+    texts = bare.step_texts()
+    assert any(t.startswith(f"create pods/{POD}/binding") for t in texts), texts
+    assert any(t.startswith(f"patch pods/{POD}/status") for t in texts), texts
+    assert trace_from_evidence(course, plain).to_dict() == bare.to_dict()

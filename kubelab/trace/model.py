@@ -294,7 +294,7 @@ def _leader_notes(seen: Observed, cast: _Cast) -> list[Step]:
             continue  # no controller took part: its leadership is not part of this pod's story
         who = cast.manager(component, "")
         steps.append(Step(spec.get("renewTime", ""), who, who,
-                          f"leader: Lease {key} held by {holder}", "lease", "note"))
+                          f"leader now: Lease {key} held by {holder}", "lease", "note"))
     return steps
 
 

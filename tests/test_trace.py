@@ -212,3 +212,82 @@ def test_notebook_view_carries_mermaid_markdown_and_the_timeline(course, monkeyp
     with pytest.raises(TraceError) as e:
         nb_trace("pod", "web-9", NS, evidence=AUDITED)
     assert e.value._render_traceback_()[0].startswith("✗ ") and len(e.value._render_traceback_()) == 1
+
+
+def fake_target(course, api: dict, commands: dict):
+    """simulation: a Target whose node answers `commands` (cmd prefix -> (rc, stdout)) and whose API server
+    answers `api` (path -> (status, object)); what kubelab.trace reads through it is what a live target gives."""
+    import json as _json
+    from types import SimpleNamespace
+
+    from testinfra.backend.base import BaseBackend
+
+    from kubelab.engine.targets import Target
+
+    class Backend(BaseBackend):
+        NAME = "fake"
+
+        def run(self, command, *args, **kwargs):
+            cmd = self.get_command(command, *args)
+            for prefix, (rc, out) in commands.items():
+                if cmd.startswith(prefix):
+                    return self.result(rc, self.encode(cmd), out.encode(), b"")
+            return self.result(127, self.encode(cmd), b"", b"not simulated")
+
+    class Fake(Target):
+        description = "simulation"
+
+        def _backend(self, node):
+            return Backend(node)
+
+        def api_client(self, kubeconfig):
+            from kubernetes.client import ApiClient, Configuration
+            from kubernetes.client.rest import RESTResponse
+
+            client = ApiClient(Configuration(host="https://simulated"))
+
+            def request(method, url, headers=None, body=None, post_params=None, _request_timeout=None):
+                path = url.split("https://simulated", 1)[1]
+                status, obj = api.get(path, (404, {"kind": "Status", "code": 404}))
+                return RESTResponse(SimpleNamespace(status=status, reason="", data=_json.dumps(obj).encode(),
+                                                    headers={}))
+
+            client.rest_client.request = request
+            return client
+
+    return Fake(course)
+
+
+ADMIN_CONF = "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster: {server: 'https://192.168.56.10:6443'}\n"
+
+
+def test_record_then_draw_from_evidence_without_a_node(course, tmp_path):
+    """simulation: collect() through the recording target, then the same trace from the evidence file alone
+    (the replay target answers every read; nothing else is reachable)."""
+    import json
+
+    ns_pod = pod()
+    ns_pod["metadata"]["namespace"] = "default"
+    events_path = ("/api/v1/namespaces/default/events?fieldSelector="
+                   "involvedObject.kind%3DPod%2CinvolvedObject.name%3Dweb-1")
+    api = {"/api/v1/namespaces/default/pods/web-1": (200, ns_pod),
+           events_path: (200, {"items": [SCHEDULED, STARTED]}),
+           "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler":
+               (200, {"spec": {"holderIdentity": "master_1", "renewTime": "2026-11-30T06:10:05.000000Z"}})}
+    audit = [audit_event("create", "kubernetes-admin", "06:10:00.950000", name=None, code=201),
+             audit_event("create", "system:kube-scheduler", "06:10:01.300000", sub="binding", code=201)]
+    commands = {"sudo -n cat /etc/kubernetes/admin.conf": (0, ADMIN_CONF),
+                "sudo -n sh -c": (0, "".join(json.dumps(e) + "\n" for e in audit))}
+    from kubelab.trace.record import trace_live
+
+    path = tmp_path / "t.json"
+    live = trace_live(course, fake_target(course, api, commands), "pod", "web-1", record=path)
+    assert [w for _, w in calls(live)] == ["create pods/web-1 -> 201", "create pods/web-1/binding -> 201"]
+    assert trace_from_evidence(course, path).to_dict() == live.to_dict()
+    # an unknown pod: a one-line usage error; no cluster (no admin.conf): an infrastructure error
+    from kubelab.errors import InfrastructureError, UsageError
+
+    with pytest.raises(UsageError, match="pod 'nope' not found in namespace 'default'"):
+        trace_live(course, fake_target(course, api, commands), "pod", "nope")
+    with pytest.raises(InfrastructureError, match="no cluster"):
+        trace_live(course, fake_target(course, api, {}), "pod", "web-1")

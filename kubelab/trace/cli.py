@@ -29,8 +29,10 @@ def trace_command(
     course: Optional[Path] = typer.Option(None, "--course", help="The folder holding course.yaml (default: found "
                                           "upward from here, or KUBELAB_COURSE)."),
 ) -> None:
-    """Draw what happened to one object: who called the API server (audit log), what the components reported
-    (events), who wrote which fields (managedFields), its etcd revision and the Leases. Read-only.
+    """Draw what happened to one object (a pod): who called the API server, etcd revisions, the scheduler's
+    binding, the kubelet's status updates. Read-only.
+
+    From the API server's audit log, the object's events and managedFields, its resourceVersion and the Leases.
     Exit 0 drawn, 2 bad usage or unknown object, 3 cluster or node unreachable."""
     from rich.console import Console
 

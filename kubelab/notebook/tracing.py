@@ -43,7 +43,7 @@ class TraceView:
         from kubelab.trace.timeline import render
 
         out = io.StringIO()
-        render(self.trace, Console(file=out, width=160, color_system=None, highlight=False))
+        render(self.trace, Console(file=out, width=160, color_system=None, highlight=False, force_jupyter=False))
         return out.getvalue()
 
     def _repr_mimebundle_(self, include=None, exclude=None):

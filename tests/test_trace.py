@@ -1,9 +1,9 @@
 """`kubelab trace` without a cluster: the model, the diagram, the audit read, the CLI's errors.
 
-Kinds of proof, per test: "recorded evidence from the twins' real 1.20 cluster" (tests/data/trace/*.trace.json,
-written by tests/test_trace_live.py: a pod created by kubectl, bound by the scheduler, started by the kubelet,
-traced with and without the audit log), "simulation" (objects written here in the shapes of the audit.k8s.io/v1
-Event and core/v1 Event the Kubernetes API reference documents), or "real shell" (the audit read run here by sh)."""
+Kinds of proof, per test: "simulation" (objects in the shapes of the audit.k8s.io/v1 Event and core/v1 Event
+the Kubernetes API reference documents, tests/trace_sim.py, read through the real record and replay path), or
+"real shell" (the audit read run here by sh). The live proof on the twins' real 1.20 cluster is
+tests/test_trace_live.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cli_inproc
+from trace_sim import ADMIN_CONF, SCHEDULED, STARTED, audit_event, fake_target, pod, write_evidence
 from helpers import REPO
 from kubelab.course import load_course
 from kubelab.trace.collect import Observed, audit_command
@@ -21,9 +22,6 @@ from kubelab.trace.mermaid import to_mermaid
 from kubelab.trace.model import build
 from kubelab.trace.record import trace_from_evidence
 
-DATA = REPO / "tests" / "data" / "trace"
-AUDITED = DATA / "web-1.audit.trace.json"
-PLAIN = DATA / "web-1.no-audit.trace.json"
 NS = "trace-live"
 
 
@@ -32,32 +30,10 @@ def course():
     return load_course(REPO)
 
 
-def pod(name="web-1", created="2026-11-30T06:10:01Z", rv="812", managed=None):
-    return {"metadata": {"name": name, "namespace": "default", "uid": "u-1", "resourceVersion": rv,
-                         "creationTimestamp": created,
-                         "managedFields": managed if managed is not None else [
-                             {"manager": "kubectl-run", "operation": "Update", "time": "2026-11-30T06:10:01Z"},
-                             {"manager": "kubelet", "operation": "Update", "time": "2026-11-30T06:10:04Z"}]},
-            "spec": {"nodeName": "worker"}}
-
-
-def audit_event(verb, user, at, name="web-1", sub=None, code=200, namespace="default"):
-    ref = {"resource": "pods", "namespace": namespace, "apiVersion": "v1"}
-    if name:
-        ref["name"] = name
-    if sub:
-        ref["subresource"] = sub
-    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "stage": "ResponseComplete",
-            "verb": verb, "user": {"username": user, "groups": ["system:authenticated"]}, "objectRef": ref,
-            "responseStatus": {"metadata": {}, "code": code},
-            "requestReceivedTimestamp": f"2026-11-30T{at}Z", "stageTimestamp": f"2026-11-30T{at}Z"}
-
-
-SCHEDULED = {"reason": "Scheduled", "message": "Successfully assigned default/web-1 to worker",
-             "source": {"component": "default-scheduler"}, "firstTimestamp": "2026-11-30T06:10:01Z",
-             "lastTimestamp": "2026-11-30T06:10:01Z", "count": 1}
-STARTED = {"reason": "Started", "message": "Started container web-1", "source": {"component": "kubelet", "host": "worker"},
-           "firstTimestamp": "2026-11-30T06:10:03Z", "lastTimestamp": "2026-11-30T06:10:03Z", "count": 1}
+@pytest.fixture(scope="module")
+def sim(course, tmp_path_factory):
+    """(with audit log, without): trace evidence recorded from the simulated cluster (trace_sim)."""
+    return write_evidence(course, tmp_path_factory.mktemp("trace"))
 
 
 def calls(trace):
@@ -146,46 +122,25 @@ def test_audit_read_filters_on_the_node_and_reports_a_missing_log(tmp_path):
     assert missing.returncode == 4
 
 
-def test_recorded_trace_with_the_audit_log(course):
-    """recorded evidence from the twins' real 1.20 cluster: drawn again with no node touched, the admin's create,
-    the scheduler's binding and the kubelet's status patches in that order, as the live test saw them."""
-    trace = trace_from_evidence(course, AUDITED)
-    got = calls(trace)
-    first = {text.split(" ->")[0]: i for i, (who, text) in reversed(list(enumerate(got)))}
-    assert got[first["create pods/web-1"]][0] == "kubectl as kubernetes-admin"
-    assert got[first["create pods/web-1/binding"]][0] == "kube-scheduler"
-    assert got[first["patch pods/web-1/status"]][0] == "kubelet on worker"
-    assert first["create pods/web-1"] < first["create pods/web-1/binding"] < first["patch pods/web-1/status"]
-    assert trace.node == "worker" and trace.audit
-    assert to_mermaid(trace).startswith("sequenceDiagram\n")
-
-
-def test_recorded_trace_without_the_audit_log(course):
-    """recorded evidence from the twins' real 1.20 cluster, traced after auditing was switched off again."""
-    trace = trace_from_evidence(course, PLAIN)
-    assert not trace.audit and "no audit log" in trace.notes[0]
-    assert any(t.startswith("create pods/web-1/binding") for t in trace.step_texts("event"))
-
-
-def test_cli_draws_from_evidence(course):
-    """recorded evidence from the twins' real 1.20 cluster, through the real command (in process)."""
-    r = cli_inproc.run("trace", "pod", "web-1", "-n", NS, "--evidence", AUDITED, "--course", REPO,
+def test_cli_draws_from_evidence(sim):
+    """simulation (trace_sim's evidence), through the real command (in process)."""
+    r = cli_inproc.run("trace", "pod", "web-1", "-n", NS, "--evidence", sim[0], "--course", REPO,
                        env={"COLUMNS": "200"})
     assert r.code == 0 and r.crash is None, r.output
     assert "kube-scheduler" in r.stdout and "pods/web-1/binding" in r.stdout
-    m = cli_inproc.run("trace", "pod", "web-1", "-n", NS, "--evidence", AUDITED, "--mermaid", "--course", REPO)
+    m = cli_inproc.run("trace", "pod", "web-1", "-n", NS, "--evidence", sim[0], "--mermaid", "--course", REPO)
     assert m.code == 0 and m.stdout.startswith("sequenceDiagram\n") and "participant S as kube-scheduler" in m.stdout
 
 
 @pytest.mark.parametrize("args, says", [
-    (("trace", "deployment", "web", "--evidence", AUDITED), "cannot trace a 'deployment'"),
-    (("trace", "pod", "web-2", "-n", NS, "--evidence", AUDITED), "holds the trace of pod trace-live/web-1, not pod trace-live/web-2"),
+    (("trace", "deployment", "web", "--evidence", "EV"), "cannot trace a 'deployment'"),
+    (("trace", "pod", "web-2", "-n", NS, "--evidence", "EV"), "holds the trace of pod trace-live/web-1, not pod trace-live/web-2"),
     (("trace", "pod", "web-1", "--evidence", "/nonexistent.json"), "does not exist"),
-    (("trace", "pod", "web-1", "--evidence", AUDITED, "--local"), "--evidence excludes"),
+    (("trace", "pod", "web-1", "--evidence", "EV", "--local"), "--evidence excludes"),
 ])
-def test_cli_bad_input_is_one_line_and_exit_2(args, says):
-    """recorded evidence / simulation: bad input ends with exit 2 and an `error:` line, no traceback."""
-    r = cli_inproc.run(*args, "--course", REPO)
+def test_cli_bad_input_is_one_line_and_exit_2(args, says, sim):
+    """simulation: bad input ends with exit 2 and an `error:` line, no traceback."""
+    r = cli_inproc.run(*[sim[0] if a == "EV" else a for a in args], "--course", REPO)
     assert cli_inproc.clean(r), r.output
     assert r.stderr.startswith("error:") and says in r.stderr.splitlines()[0], r.stderr
 
@@ -199,66 +154,19 @@ def test_cli_without_a_reachable_node_is_exit_3(tmp_path):
     assert cli_inproc.clean(r, codes=(3,)), r.output
 
 
-def test_notebook_view_carries_mermaid_markdown_and_the_timeline(course, monkeypatch):
-    """recorded evidence from the twins' real 1.20 cluster: what the notebook shows (the MIME bundle)."""
+def test_notebook_view_carries_mermaid_markdown_and_the_timeline(sim, monkeypatch):
+    """simulation (trace_sim's evidence): what the notebook shows (the MIME bundle)."""
     from kubelab.notebook import trace as nb_trace
     from kubelab.notebook.tracing import MERMAID_MIME, TraceError
 
     monkeypatch.setenv("KUBELAB_COURSE", str(REPO))
-    bundle = nb_trace("pod", "web-1", NS, evidence=AUDITED)._repr_mimebundle_()
+    bundle = nb_trace("pod", "web-1", NS, evidence=sim[0])._repr_mimebundle_()
     assert bundle[MERMAID_MIME].startswith("sequenceDiagram\n")
     assert "```mermaid\nsequenceDiagram\n" in bundle["text/markdown"]
     assert "kube-scheduler" in bundle["text/plain"]
     with pytest.raises(TraceError) as e:
-        nb_trace("pod", "web-9", NS, evidence=AUDITED)
+        nb_trace("pod", "web-9", NS, evidence=sim[0])
     assert e.value._render_traceback_()[0].startswith("✗ ") and len(e.value._render_traceback_()) == 1
-
-
-def fake_target(course, api: dict, commands: dict):
-    """simulation: a Target whose node answers `commands` (cmd prefix -> (rc, stdout)) and whose API server
-    answers `api` (path -> (status, object)); what kubelab.trace reads through it is what a live target gives."""
-    import json as _json
-    from types import SimpleNamespace
-
-    from testinfra.backend.base import BaseBackend
-
-    from kubelab.engine.targets import Target
-
-    class Backend(BaseBackend):
-        NAME = "fake"
-
-        def run(self, command, *args, **kwargs):
-            cmd = self.get_command(command, *args)
-            for prefix, (rc, out) in commands.items():
-                if cmd.startswith(prefix):
-                    return self.result(rc, self.encode(cmd), out.encode(), b"")
-            return self.result(127, self.encode(cmd), b"", b"not simulated")
-
-    class Fake(Target):
-        description = "simulation"
-
-        def _backend(self, node):
-            return Backend(node)
-
-        def api_client(self, kubeconfig):
-            from kubernetes.client import ApiClient, Configuration
-            from kubernetes.client.rest import RESTResponse
-
-            client = ApiClient(Configuration(host="https://simulated"))
-
-            def request(method, url, headers=None, body=None, post_params=None, _request_timeout=None):
-                path = url.split("https://simulated", 1)[1]
-                status, obj = api.get(path, (404, {"kind": "Status", "code": 404}))
-                return RESTResponse(SimpleNamespace(status=status, reason="", data=_json.dumps(obj).encode(),
-                                                    headers={}))
-
-            client.rest_client.request = request
-            return client
-
-    return Fake(course)
-
-
-ADMIN_CONF = "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster: {server: 'https://192.168.56.10:6443'}\n"
 
 
 def test_record_then_draw_from_evidence_without_a_node(course, tmp_path):

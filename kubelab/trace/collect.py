@@ -46,14 +46,19 @@ def audit_command(path: str, namespace: str, name: str) -> str:
     return "sudo -n sh -c " + " ".join(shlex.quote(a) for a in (script, "kubelab-trace", path, ns_needle, name_needle))
 
 
+def canonical_kind(kind: str) -> str:
+    found = KINDS.get(kind.lower())
+    if found is None:
+        raise UsageError(f"kubelab trace cannot trace a {kind!r}", "trace a pod: kubelab trace pod NAME [-n NAMESPACE]")
+    return found
+
+
 def collect(target: Target, kind: str, name: str, namespace: str = "default",
             audit_path: str = AUDIT_LOG_PATH) -> Observed:
     from kubelab.engine.checks import CheckFailed
     from kubelab.engine.kube import Kube
 
-    canonical = KINDS.get(kind.lower())
-    if canonical is None:
-        raise UsageError(f"kubelab trace cannot trace a {kind!r}", "trace a pod: kubelab trace pod NAME [-n NAMESPACE]")
+    canonical = canonical_kind(kind)
     cp = target.course.model.control_plane.name
     host = target.host(cp)
     kube = Kube(host, cp, client_factory=target.api_client)

@@ -10,7 +10,7 @@ from kubelab.course import LoadedCourse
 from kubelab.engine.targets import Target
 from kubelab.errors import UsageError
 from kubelab.trace import AUDIT_LOG_PATH
-from kubelab.trace.collect import KINDS, collect
+from kubelab.trace.collect import canonical_kind, collect
 from kubelab.trace.model import Trace, build
 
 EVIDENCE_LAB = "trace"  # the `lab` of a trace's evidence file: it belongs to no lab
@@ -31,7 +31,7 @@ def trace_live(course: LoadedCourse, target: Target, kind: str, name: str, names
         course_digest=course_digest(course.path), lab=EVIDENCE_LAB,
         recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), target=target.description,
         nodes=recorder.commands, api=recorder.api,
-        result={"request": {"kind": KINDS.get(kind.lower(), kind), "name": name, "namespace": namespace,
+        result={"request": {"kind": canonical_kind(kind), "name": name, "namespace": namespace,
                             "audit_path": audit_path}, "trace": trace.to_dict()})
     try:
         save(evidence, record)
@@ -47,13 +47,15 @@ def trace_from_evidence(course: LoadedCourse, path: str | Path, kind: str | None
     from kubelab.evidence import load
     from kubelab.evidence.replay import ReplayTarget
 
+    if kind is not None:
+        kind = canonical_kind(kind)
     evidence = load(path)
     request = evidence.result.get("request") if evidence.lab == EVIDENCE_LAB else None
     if not isinstance(request, dict):
         raise UsageError(f"{path} is the evidence of {evidence.lab}, not of a trace",
                          "pass a file written by `kubelab trace ... --record FILE`")
     recorded = (request.get("kind"), request.get("namespace"), request.get("name"))
-    asked = (KINDS.get(kind.lower(), kind) if kind else recorded[0], namespace or recorded[1], name or recorded[2])
+    asked = (kind or recorded[0], namespace or recorded[1], name or recorded[2])
     if asked != recorded:
         raise UsageError(f"{path} holds the trace of {recorded[0]} {recorded[1]}/{recorded[2]}, not "
                          f"{asked[0]} {asked[1]}/{asked[2]}", f"kubelab trace {recorded[0]} {recorded[2]} "

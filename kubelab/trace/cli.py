@@ -31,9 +31,8 @@ def trace_command(
 ) -> None:
     """Draw what happened to one object (a pod): who called the API server, etcd revisions, the scheduler's
     binding, the kubelet's status updates. Read-only.
-
-    From the API server's audit log, the object's events and managedFields, its resourceVersion and the Leases.
     Exit 0 drawn, 2 bad usage or unknown object, 3 cluster or node unreachable."""
+    # drawn from the API server's audit log, the object's events and managedFields, its resourceVersion, the Leases
     from rich.console import Console
 
     from kubelab.course import load_course

@@ -83,7 +83,7 @@ def test_notebook_draws_the_trace_as_a_mermaid_svg(tmp_path):
     log = (tmp_path / "jupyter.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
                              f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-                             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                             env=jupyter_env, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"

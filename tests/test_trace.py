@@ -2,7 +2,8 @@
 
 Kinds of proof, per test: "simulation" (objects in the shapes of the audit.k8s.io/v1 Event and core/v1 Event
 the Kubernetes API reference documents, tests/trace_sim.py, read through the real record and replay path), or
-"real shell" (the audit read run here by sh). The live proof on the twins' real 1.20 cluster is
+"real shell" (the audit read run here by sh), or "recorded evidence from the twins' real 1.20 cluster"
+(tests/data/trace/*.trace.json, written by tests/test_trace_live.py, secrets redacted). The live proof on the twins' real 1.20 cluster is
 tests/test_trace_live.py."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from kubelab.trace.model import build
 from kubelab.trace.record import trace_from_evidence
 
 NS = "trace-live"
+DATA = REPO / "tests" / "data" / "trace"
+AUDITED = DATA / "web-1.audit.trace.json"  # recorded by tests/test_trace_live.py on the twins' real 1.20 cluster
+PLAIN = DATA / "web-1.no-audit.trace.json"
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +203,24 @@ def test_record_then_draw_from_evidence_without_a_node(course, tmp_path):
         trace_live(course, fake_target(course, api, commands), "pod", "nope")
     with pytest.raises(InfrastructureError, match="no cluster"):
         trace_live(course, fake_target(course, api, {}), "pod", "web-1")
+
+
+def test_recorded_trace_with_the_audit_log(course):
+    """recorded evidence from the twins' real 1.20 cluster: drawn again with no node touched, the admin's create,
+    the scheduler's binding and the kubelet's status patches in that order, as the live test saw them."""
+    trace = trace_from_evidence(course, AUDITED)
+    got = calls(trace)
+    first = {text.split(" ->")[0]: i for i, (who, text) in reversed(list(enumerate(got)))}
+    assert got[first["create pods/web-1"]][0] == "kubectl as kubernetes-admin"
+    assert got[first["create pods/web-1/binding"]][0] == "kube-scheduler"
+    assert got[first["patch pods/web-1/status"]][0] == "kubelet on worker"
+    assert first["create pods/web-1"] < first["create pods/web-1/binding"] < first["patch pods/web-1/status"]
+    assert trace.node == "worker" and trace.audit
+    assert to_mermaid(trace).startswith("sequenceDiagram\n")
+
+
+def test_recorded_trace_without_the_audit_log(course):
+    """recorded evidence from the twins' real 1.20 cluster, traced after auditing was switched off again."""
+    trace = trace_from_evidence(course, PLAIN)
+    assert not trace.audit and "no audit log" in trace.notes[0]
+    assert any(t.startswith("create pods/web-1/binding") for t in trace.step_texts("event"))

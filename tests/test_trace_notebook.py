@@ -1,8 +1,8 @@
 """`%trace` and `trace()` in a real notebook, drawn by a real JupyterLab in a real browser (headless Chromium
 driven by Playwright, as tests/test_provision.py does for Lab 1).
 
-Kind of proof: real kernel, real JupyterLab 4 (this venv's, started here), real Chromium; the trace comes from
-evidence recorded from a simulated cluster (tests/trace_sim.py; the live trace is tests/test_trace_live.py).
+Kind of proof: recorded evidence from the twins' real 1.20 cluster (tests/data/trace, written by
+tests/test_trace_live.py), drawn by a real kernel, real JupyterLab 4 (this venv's, started here), real Chromium.
 The test waits for the SVG JupyterLab's mermaid renderer drew and reads the participants' names out of it. The
 screenshot is kept in $KUBELAB_TEST_ARTIFACTS, else the test's tmp dir."""
 
@@ -23,8 +23,8 @@ import nbformat
 import pytest
 
 from helpers import REPO, execute_notebook
-from kubelab.course import load_course
-from trace_sim import write_evidence
+
+DATA = REPO / "tests" / "data" / "trace"
 
 NS = "trace-live"
 
@@ -50,7 +50,7 @@ def wait_up(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
 
 
 def test_notebook_draws_the_trace_as_a_mermaid_svg(tmp_path):
-    """simulation (trace_sim's evidence) drawn by a real kernel, real JupyterLab and real Chromium."""
+    """recorded evidence from the twins' real 1.20 cluster, drawn by a real kernel, JupyterLab and Chromium."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -60,7 +60,8 @@ def test_notebook_draws_the_trace_as_a_mermaid_svg(tmp_path):
         pytest.fail("chromium is missing: apt-get install -y chromium", pytrace=False)
     work = tmp_path / "nb"
     work.mkdir()
-    write_evidence(load_course(REPO), work)
+    for f in DATA.glob("*.trace.json"):
+        shutil.copy(f, work / f.name)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# What happened to my pod"),
                 nbformat.v4.new_code_cell("%load_ext kubelab.notebook"),

@@ -14,8 +14,9 @@ from kubelab.trace.collect import Observed
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 API, ETCD = "A", "E"
-# A create request carries no name in a Metadata-level audit event (the name is in the body it did not log):
-# it is this pod's create when the API server received it this close to the pod's creationTimestamp (seconds).
+# A create names its object in objectRef when the request did (seen on 1.20 at level Metadata); one whose name the
+# API server generated (generateName: a ReplicaSet's pods) names none: it is this pod's create when the API server
+# received it this close to the pod's creationTimestamp (which has whole seconds).
 CREATE_WINDOW = timedelta(seconds=2)
 
 
@@ -137,13 +138,22 @@ def build(seen: Observed) -> Trace:
         elif seen.audit_error:
             notes.append(f"could not read the audit log: {seen.audit_error}")
     steps += _from_events(seen, cast)
-    steps = sorted(steps, key=lambda s: parse_time(s.at) or datetime.max.replace(tzinfo=timezone.utc))
+    steps = sorted(steps, key=_when)
     steps = _with_watches(steps, cast, node)
     _mark_revision(steps, seen, meta.get("resourceVersion", ""))
     steps = _leader_notes(seen, cast) + steps + _node_lease_note(seen, cast, node)
     return Trace(kind=seen.kind, namespace=seen.namespace, name=seen.name, uid=meta.get("uid", ""), node=node,
                  resource_version=str(meta.get("resourceVersion", "")), participants=cast.ordered(),
                  steps=steps, audit=any(s.source == "audit" for s in steps), notes=notes)
+
+
+def _when(step: Step) -> datetime:
+    t = parse_time(step.at)
+    if t is None:
+        return datetime.max.replace(tzinfo=timezone.utc)
+    # events and managedFields keep whole seconds: what they report happened within that second, after the
+    # audit log's (microsecond) requests of the same second began; at its end they sort after them
+    return t + timedelta(microseconds=999_999) if t.microsecond == 0 and "." not in step.at else t
 
 
 def _is_this_pod(event: dict, seen: Observed, created: datetime | None) -> bool:

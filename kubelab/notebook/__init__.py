@@ -1,13 +1,15 @@
-"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node`, `%nodes` and `%answer`; `grade` scores a lab."""
+"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node`, `%nodes`, `%answer` and `%trace`; `grade`
+scores a lab; `trace` draws a pod's sequence diagram."""
 
 from __future__ import annotations
 
 from kubelab.notebook.answering import record_answer
 from kubelab.notebook.grading import grade
 from kubelab.notebook.magics import NodeCommandError, NodeError, NodeMagics
+from kubelab.notebook.tracing import trace
 
-__all__ = ["grade", "record_answer", "load_ipython_extension", "unload_ipython_extension", "NodeError", "NodeCommandError",
-           "NodeMagics"]
+__all__ = ["grade", "record_answer", "trace", "load_ipython_extension", "unload_ipython_extension", "NodeError",
+           "NodeCommandError", "NodeMagics"]
 
 
 def load_ipython_extension(ipython) -> None:

@@ -460,8 +460,29 @@ class NodeMagics(Magics):
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
 
 
+@magics_class
+class TraceMagics(Magics):
+    """`%trace pod web-1 [-n NS] [--evidence FILE] [--record FILE]`: the pod's sequence diagram (see
+    kubelab.notebook.tracing)."""
+
+    @magic_arguments()
+    @argument("kind", help="what to trace: pod")
+    @argument("name", help="its name")
+    @argument("-n", "--namespace", default="default", help="its namespace")
+    @argument("--evidence", default=None, help="draw from this trace evidence file, no node touched")
+    @argument("--record", default=None, help="trace live and keep what was read in this evidence file")
+    @line_magic
+    def trace(self, line: str = ""):
+        """Draw what happened to one pod on your cluster as a sequence diagram (returns the view it shows)."""
+        from kubelab.notebook.tracing import trace
+
+        args = parse_argstring(self.trace, line)  # bad arguments: IPython's own one-line usage error
+        return trace(args.kind, args.name, args.namespace, evidence=args.evidence, record=args.record)
+
+
 def load_ipython_extension(ipython) -> None:
     ipython.register_magics(NodeMagics(ipython))
+    ipython.register_magics(TraceMagics(ipython))
 
 
 def unload_ipython_extension(ipython) -> None:

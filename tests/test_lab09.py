@@ -314,3 +314,178 @@ def test_ready_time_comparator_accepts_the_same_second_in_any_form():
     assert not grader._same_instant("2026-11-30T06:01:04Z", live)
     assert not grader._same_instant((live + timedelta(hours=1)).isoformat(), live)
     assert not grader._same_instant("yesterday", live)
+
+
+# -------------------------------------------------------------------------------------------------
+# simulation: the checks on API objects built in memory (no cluster), passing and failing
+# -------------------------------------------------------------------------------------------------
+
+def _grader():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab09_grader_sim", REPO / "graders" / "lab09_controller_manager.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Api:
+    """The few read methods the checks call, answering from in-memory objects (404 for a missing one)."""
+
+    def __init__(self, deployments=(), replicasets=(), pods=(), leases=None, nodes=()):
+        self.deployments = {d.metadata.name: d for d in deployments}
+        self.replicasets, self.pods = list(replicasets), list(pods)
+        self.leases = leases or {}
+        self.nodes = {n.metadata.name: n for n in nodes}
+
+    @staticmethod
+    def _get(table, key):
+        from kubernetes.client.exceptions import ApiException
+
+        if key not in table:
+            raise ApiException(status=404, reason="Not Found")
+        return table[key]
+
+    @staticmethod
+    def _match(objs, label_selector):
+        want = dict(kv.split("=") for kv in label_selector.split(",")) if label_selector else {}
+        return [o for o in objs if all((o.metadata.labels or {}).get(k) == v for k, v in want.items())]
+
+    def read_namespaced_deployment(self, name, ns):
+        return self._get(self.deployments, name)
+
+    def list_namespaced_replica_set(self, ns, label_selector=None):
+        from types import SimpleNamespace
+        return SimpleNamespace(items=self._match(self.replicasets, label_selector))
+
+    def list_namespaced_pod(self, ns, label_selector=None):
+        from types import SimpleNamespace
+        return SimpleNamespace(items=self._match(self.pods, label_selector))
+
+    def read_namespaced_lease(self, name, ns):
+        return self._get(self.leases, (ns, name))
+
+    def read_node(self, name):
+        return self._get(self.nodes, name)
+
+
+def _kube(api):
+    from types import SimpleNamespace
+    return SimpleNamespace(apps=api, core=api, coordination=api)
+
+
+def _owned(kind, owner):
+    from kubernetes.client import V1OwnerReference
+    return [V1OwnerReference(api_version="apps/v1", kind=kind, name=owner.metadata.name, uid=owner.metadata.uid,
+                             controller=True, block_owner_deletion=True)]
+
+
+def _objects(app, replicas=2, ready=2, orphan=False):
+    """A Deployment, its ReplicaSet and pods as the controllers make them (names and uids as on the twins)."""
+    from kubernetes.client import (V1Deployment, V1DeploymentSpec, V1DeploymentStatus, V1LabelSelector,
+                                   V1ObjectMeta, V1Pod, V1PodSpec, V1PodStatus, V1PodTemplateSpec, V1ReplicaSet,
+                                   V1ReplicaSetSpec)
+
+    labels = {"app": app}
+    deploy = V1Deployment(metadata=V1ObjectMeta(name=app, namespace=NS, uid=f"uid-{app}", generation=2),
+                          spec=V1DeploymentSpec(replicas=replicas, selector=V1LabelSelector(match_labels=labels),
+                                                template=V1PodTemplateSpec(spec=V1PodSpec(containers=[]))),
+                          status=V1DeploymentStatus(observed_generation=2, ready_replicas=ready))
+    rs = V1ReplicaSet(metadata=V1ObjectMeta(name=f"{app}-5d9c7b8f6", namespace=NS, uid=f"uid-{app}-rs",
+                                            labels={**labels, "pod-template-hash": "5d9c7b8f6"},
+                                            owner_references=None if orphan else _owned("Deployment", deploy),
+                                            creation_timestamp=datetime(2026, 11, 30, tzinfo=timezone.utc)),
+                      spec=V1ReplicaSetSpec(replicas=replicas, selector=V1LabelSelector(match_labels=labels)))
+    pods = [V1Pod(metadata=V1ObjectMeta(name=f"{rs.metadata.name}-{i}", namespace=NS, uid=f"uid-pod-{app}-{i}",
+                                        labels=dict(rs.metadata.labels), owner_references=_owned("ReplicaSet", rs)),
+                  status=V1PodStatus(phase="Running")) for i in range(replicas)]
+    return deploy, rs, pods
+
+
+def _expect_fail(fn, *args):
+    from kubelab.engine import CheckFailed
+
+    with pytest.raises(CheckFailed) as e:
+        fn(*args)
+    return e.value
+
+
+def test_ownership_chain_and_orphan_checks_on_objects_as_the_controllers_make_them():
+    """simulation (objects shaped like the twins' `kubectl get -o json`, built in memory): the chain passes with
+    pods -> ReplicaSet -> Deployment; a pod created by hand (no owner) fails it. The orphan check passes for a
+    ReplicaSet without owner running its pods; it fails while keep's Deployment still owns it, and when a
+    cascading delete took the ReplicaSet."""
+    g = _grader()
+    web, web_rs, web_pods = _objects("web", replicas=4, ready=4)
+    keep, keep_rs, keep_pods = _objects("keep", orphan=True)
+    healthy = _Api(deployments=[web], replicasets=[web_rs, keep_rs], pods=web_pods + keep_pods)
+    g.test_ownership_chain(_kube(healthy))
+    g.test_scaled_up(_kube(healthy))
+    g.test_orphaned_replicaset(_kube(healthy))
+
+    from kubernetes.client import V1ObjectMeta, V1Pod
+    by_hand = V1Pod(metadata=V1ObjectMeta(name="web-by-hand", namespace=NS, labels={"app": "web"}))
+    failed = _expect_fail(g.test_ownership_chain, _kube(_Api(deployments=[web], replicasets=[web_rs],
+                                                             pods=web_pods + [by_hand])))
+    assert "web-by-hand=(no controller owner)" in failed.actual
+
+    web.status.observed_generation = 1
+    web.status.ready_replicas = 2
+    failed = _expect_fail(g.test_scaled_up, _kube(healthy))
+    assert "observedGeneration=1" in failed.actual and "readyReplicas=2" in failed.actual
+
+    keep_rs.metadata.owner_references = _owned("Deployment", keep)
+    failed = _expect_fail(g.test_orphaned_replicaset, _kube(_Api(deployments=[web, keep],
+                                                                 replicasets=[keep_rs], pods=keep_pods)))
+    assert failed.actual == "Deployment keep still exists"
+    failed = _expect_fail(g.test_orphaned_replicaset, _kube(_Api(deployments=[web], replicasets=[keep_rs],
+                                                                 pods=keep_pods)))
+    assert failed.actual == "Deployment/keep"
+    failed = _expect_fail(g.test_orphaned_replicaset, _kube(_Api(deployments=[web])))
+    assert "cascading delete" in failed.actual
+
+
+def test_leader_and_worker_checks_on_leases_and_nodes():
+    """simulation (Leases and a Node shaped like the twins' 1.20 objects): a controller manager renewing its Lease
+    as master_<id> passes; a Lease 120 s old fails as not renewed; the worker Ready with a fresh Lease passes,
+    Unknown with the unreachable taints fails with the reason."""
+    from types import SimpleNamespace
+
+    from kubernetes.client import (V1LeaseSpec, V1Lease, V1Node, V1NodeCondition, V1NodeSpec, V1NodeStatus,
+                                   V1ObjectMeta, V1Pod, V1PodCondition, V1PodStatus, V1Taint)
+
+    g = _grader()
+    course = SimpleNamespace(control_plane=SimpleNamespace(name="master"))
+    now = datetime(2026, 11, 30, 6, 0, 0, tzinfo=timezone.utc)
+    clock = SimpleNamespace(run=lambda cmd, *a: SimpleNamespace(stdout=str(int(now.timestamp())), rc=0))
+    manifest_there = SimpleNamespace(run=lambda cmd, *a: SimpleNamespace(
+        stdout=str(int(now.timestamp())) if cmd.startswith("date") else "", rc=0))
+    cm_pod = V1Pod(metadata=V1ObjectMeta(name="kube-controller-manager-master", namespace="kube-system"),
+                   status=V1PodStatus(conditions=[V1PodCondition(type="Ready", status="True")]))
+
+    def lease(holder, age_s):
+        return V1Lease(spec=V1LeaseSpec(holder_identity=holder, renew_time=now - timedelta(seconds=age_s)))
+
+    api = _Api(leases={("kube-system", "kube-controller-manager"): lease("master_0f1e2d3c", 1)})
+    api.read_namespaced_pod = lambda name, ns: cm_pod
+    g.test_controller_manager_leading(_kube(api), {"master": manifest_there}, course)
+    api.leases[("kube-system", "kube-controller-manager")] = lease("master_0f1e2d3c", 120)
+    failed = _expect_fail(g.test_controller_manager_leading, _kube(api), {"master": manifest_there}, course)
+    assert failed.actual == "renewed 120s ago: no controller manager renews it"
+
+    def node(status, reason, taints):
+        return V1Node(metadata=V1ObjectMeta(name="worker"), spec=V1NodeSpec(taints=taints),
+                      status=V1NodeStatus(conditions=[V1NodeCondition(type="Ready", status=status, reason=reason)]))
+
+    worker = SimpleNamespace(name="worker")
+    api = _Api(nodes=[node("True", "KubeletReady", None)], leases={("kube-node-lease", "worker"): lease("worker", 3)})
+    g.test_worker_back(None, _kube(api), {"master": clock}, course, worker)
+    unreachable = [V1Taint(key="node.kubernetes.io/unreachable", effect=e) for e in ("NoSchedule", "NoExecute")]
+    api = _Api(nodes=[node("Unknown", "NodeStatusUnknown", unreachable)],
+               leases={("kube-node-lease", "worker"): lease("worker", 70)})
+    failed = _expect_fail(g.test_worker_back, None, _kube(api), {"master": clock}, course, worker)
+    assert failed.actual == "Ready=Unknown (NodeStatusUnknown)"
+    api = _Api(nodes=[node("True", "KubeletReady", unreachable[1:])],
+               leases={("kube-node-lease", "worker"): lease("worker", 3)})
+    failed = _expect_fail(g.test_worker_back, None, _kube(api), {"master": clock}, course, worker)
+    assert "node.kubernetes.io/unreachable:NoExecute" in failed.actual

@@ -34,7 +34,7 @@ from kubelab.course import LoadedCourse, Problem
 # Images the labs name on purpose although course.yaml does not pin them, each with the reason. Adding one
 # here is a reviewed decision; anything else with a tag is drift.
 IMAGES_NOT_PINNED_BY_THE_COURSE = {
-    "busybox:1.37": "the test pods' image (Lab 5): any busybox with httpd, wget and nslookup serves; it is not part "
+    "busybox:1.37": "the test pods' image (Labs 5, 9): any busybox with httpd, wget and nslookup serves; it is not part "
                     "of the cluster the course builds",
 }
 
@@ -98,6 +98,8 @@ def find_drift(code: str, course: LoadedCourse) -> list[tuple[str, str]]:
     for url in urls:
         found += _url_drift(url, course)
     images = {m.group(1) for m in _IMAGE_FIELD.finditer(rest)} | {m.group(1) for m in _REGISTRY_IMAGE.finditer(rest)}
+    # an allowed image named outside an `image:` field (a notebook's IMAGE = "..." constant) is still an image
+    images |= {image for image in IMAGES_NOT_PINNED_BY_THE_COURSE if image in rest}
     for image in sorted(images):
         rest = rest.replace(image, " ")  # an image's tag is judged as an image, not as a Kubernetes version
         if ":" not in image.rsplit("/", 1)[-1] or "$" in image or image in IMAGES_NOT_PINNED_BY_THE_COURSE:

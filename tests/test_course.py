@@ -48,7 +48,7 @@ CASES = [
     (_set(["versions", "kubernetes", "patch"], "1.35.2"), "versions.kubernetes", "not a release of minor"),
     (_set(["versions", "kubernets"], {}), "versions.kubernets", "Extra inputs"),
     (lambda d: d["versions"].pop("containerd"), "versions.containerd", "Field required"),
-    (_set(["labs", 0, "depends_on"], ["lab09"]), "labs", "unknown lab lab09"),
+    (_set(["labs", 0, "depends_on"], ["lab99"]), "labs", "unknown lab lab99"),
     (_set(["network", "pod_cidr"], "192.168.0.0/16"), "network", "overlaps"),
     (_set(["package_sources", "kubernetes", "url"], "https://pkgs.k8s.io/core:/stable:/v{major}/deb/"),
      "package_sources.kubernetes", "only {minor} is known"),

@@ -117,9 +117,11 @@ def ensure_built(progress: Progress = print) -> Artifacts:
 
 
 
-def write_docker_archive(out: Path, ref: str, contents: dict[str, bytes], entrypoint: list[str] | None) -> None:
+def write_docker_archive(out: Path, ref: str, contents: dict[str, bytes], entrypoint: list[str] | None,
+                         links: dict[str, str] | None = None) -> None:
     """A docker-archive tarball (what `ctr images import` reads) named `ref`, with one layer holding `contents`
-    (path in the image -> bytes, all mode 0755), the usual empty top-level directories and an /etc/passwd."""
+    (path in the image -> bytes, all mode 0755), symlinks `links` (path -> target), the usual empty top-level
+    directories and an /etc/passwd."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as t:
         dirs = set()
@@ -142,6 +144,10 @@ def write_docker_archive(out: Path, ref: str, contents: dict[str, bytes], entryp
             ti = tarfile.TarInfo(dest)
             ti.size, ti.mode, ti.mtime = len(data), 0o755, 0
             t.addfile(ti, io.BytesIO(data))
+        for dest, target in sorted((links or {}).items()):
+            ti = tarfile.TarInfo(dest)
+            ti.type, ti.linkname, ti.mode, ti.mtime = tarfile.SYMTYPE, target, 0o777, 0
+            t.addfile(ti)
         passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
         ti = tarfile.TarInfo("etc/passwd")
         ti.size, ti.mode, ti.mtime = len(passwd), 0o644, 0

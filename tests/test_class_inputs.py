@@ -21,23 +21,14 @@ from pathlib import Path
 import pytest
 
 from cli_inproc import run
+from lab90_graders import LINUX_AND_FILE
 from helpers import make_course
 from kubelab.course import load_course
 from kubelab.engine.targets import LocalTarget
 from kubelab.evidence import record_lab, save
 from test_evidence_honesty import forge
 
-GRADER = '''
-from kubelab.engine import check, expect_equal
-
-@check("Kernel is Linux", on="all", points=1, hint="h")
-def test_linux(host):
-    expect_equal(host.system_info.type, "linux")
-
-@check("A file says yes", on="master", points=2, hint="write yes into the file")
-def test_file(host):
-    expect_equal(host.file({path!r}).content_string.strip(), "yes", what="the file")
-'''
+GRADER = LINUX_AND_FILE
 LAB = "lab90"
 EV = f"{LAB}.evidence.json"
 STATUSES = {"passed", "failed", "flagged", "missing", "error"}

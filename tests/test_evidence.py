@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from lab90_graders import LINUX_AND_FILE
 from helpers import kubelab, make_course
 from kubelab.course import load_course
 from kubelab.engine.targets import LocalTarget
@@ -17,17 +18,7 @@ from kubelab.errors import UsageError
 from kubelab.evidence import comparable, load, record_lab, replay_and_verify, replay_lab, save
 from kubelab.evidence.redact import REDACTED, find_secrets, redact
 
-GRADER = '''
-from kubelab.engine import check, expect_equal
-
-@check("Kernel is Linux", on="all", points=1, hint="h")
-def test_linux(host):
-    expect_equal(host.system_info.type, "linux")
-
-@check("A file says yes", on="master", points=2, hint="write yes into the file")
-def test_file(host):
-    expect_equal(host.file({path!r}).content_string.strip(), "yes", what="the file")
-
+GRADER = LINUX_AND_FILE + '''
 @check("Secrets are read", on="worker", points=1, hint="h")
 def test_secrets(host):
     host.run("cat {secrets}")

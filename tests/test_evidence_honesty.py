@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from cli_inproc import run
+from lab90_graders import LINUX_AND_FILE
 from helpers import REPO, make_course
 from kubelab.course import load_course
 from kubelab.engine.results import LabResult
@@ -30,17 +31,7 @@ from kubelab.evidence import record_lab, replay_and_verify, save
 from kubelab.evidence.honesty import EXIT_FLAGGED, verify
 from kubelab.evidence.model import ApiObservation, CommandObservation, Evidence, course_digest
 
-GRADER = '''
-from kubelab.engine import check, expect_equal
-
-@check("Kernel is Linux", on="all", points=1, hint="h")
-def test_linux(host):
-    expect_equal(host.system_info.type, "linux")
-
-@check("A file says yes", on="master", points=2, hint="write yes into the file")
-def test_file(host):
-    expect_equal(host.file({path!r}).content_string.strip(), "yes", what="the file")
-
+GRADER = LINUX_AND_FILE + '''
 @check("Its hostname is known", on="all", points=1, hint="h")
 def test_hostname(host):
     assert host.run("hostname").stdout.strip()

@@ -46,7 +46,6 @@ from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
-from kubelab.errors import KubelabError
 from kubelab.evidence import comparable, record_lab, replay_lab, save
 from kubelab.evidence.model import ApiObservation, CommandObservation, Evidence, load
 
@@ -78,32 +77,25 @@ def _ssh(ts, node: str, cmd: str, timeout: float = 60, input: str | None = None)
 
 
 @pytest.fixture(scope="module")
-def cluster(twins, tmp_path_factory):
-    """The twins as a joined kubeadm cluster with the notebook's test pod on the worker and its smoke test (Step 6,
-    run from the notebook's cells) in namespace smoke; fresh twins afterwards."""
-    course = load_course(REPO)
+def cluster(shared_cluster, tmp_path_factory):
+    """The session's shared kubeadm cluster (tests/conftest.py) with the notebook's test pod on the worker and its
+    smoke test (Step 6, run from the notebook's cells) in namespace smoke. This module breaks the cluster for good
+    at its end (the worker taken out) and swaps the control-plane taint, so it marks the shared cluster dirty: the
+    next module gets a new one."""
+    course, ts = shared_cluster["course"], shared_cluster["ts"]
     t0 = time.monotonic()
-    try:
-        ts, timings = cl.up(course, progress=print)
-    except KubelabError as e:
-        cl.down(course)
-        twins.up(fresh=True, progress=None)
-        pytest.fail(f"cluster did not come up: {e.problem}", pytrace=False)
     try:
         made = _ssh(ts, "master", f"{KUBECTL} apply -f -", input=TEST_POD % {"image": build.BUSYBOX_IMAGE})
         assert made.returncode == 0, made.stderr
         ready = _ssh(ts, "master", f"{KUBECTL} wait --for=condition=Ready pod/net-test --timeout=120s", timeout=150)
         assert ready.returncode == 0, ready.stderr
-        state = {"course": course, "ts": ts, "timings": timings}
-        t1 = time.monotonic()
+        state = {"course": course, "ts": ts, "timings": shared_cluster["timings"]}
         state["smoke_cells"] = _smoke_test_from_the_notebook(state, tmp_path_factory.mktemp("smoke"))
-        state["smoke_s"] = time.monotonic() - t1
         state["up_s"] = time.monotonic() - t0
-        print(f"cluster with test pod and smoke test up in {state['up_s']:.1f}s (smoke test {state['smoke_s']:.1f}s)")
+        print(f"test pod and smoke test up on the shared cluster in {state['up_s']:.1f}s")
         yield state
     finally:
-        cl.down(course)
-        twins.up(fresh=True, progress=None)
+        shared_cluster["dirty"] = True
 
 
 NOTEBOOK_BUSYBOX = "docker.io/library/busybox:1.37"  # what the notebook's `busybox:1.37` normalizes to

@@ -367,6 +367,36 @@ def test_kubelet_port_blocked_on_the_worker_fails_exec_and_logs_live(cluster, re
     assert str(got["node_ready[worker]"].status) == "pass"
 
 
+def test_admin_conf_naming_the_endpoint_by_name_connects_by_the_course_ip(cluster):
+    """real 1.20 cluster on twins: the control plane's real admin.conf with its server changed to
+    https://master:6443 (controlPlaneEndpoint by name; `master` is in the twins' apiserver certSANs and not
+    resolvable on the grading host) — the grader's client, built by the live target, reaches the API server at
+    course.yaml's IP and verifies it as `master`; a name missing from the certificate is refused."""
+    import socket
+
+    import urllib3
+    import yaml
+    from kubernetes import client
+
+    with pytest.raises(OSError):
+        socket.getaddrinfo("master", 6443)
+    kc = yaml.safe_load(_master_kubectl(cluster["ts"], "config view --raw"))
+    kc["clusters"][0]["cluster"]["server"] = "https://master:6443"
+    target = _target(cluster)
+    try:
+        api = target.api_client(kc)
+        assert client.VersionApi(api).get_code().git_version == build.KUBE_VERSION
+        api.close()
+        kc["clusters"][0]["cluster"]["server"] = "https://not-in-the-cert:6443"
+        api = target.api_client(kc)
+        with pytest.raises(urllib3.exceptions.MaxRetryError) as err:
+            client.VersionApi(api).get_code()
+        assert "not-in-the-cert" in str(err.value) or "hostname" in str(err.value).lower(), str(err.value)
+        api.close()
+    finally:
+        target.close()
+
+
 def test_with_a_non_flannel_cni_the_flannel_checks_are_skipped_and_the_lab_passes(cluster, tmp_path):
     """real 1.20 cluster on twins, graded with a course copy whose CNI is `bridge` (what the twins run):
     full marks, the flannel checks skipped and left out of the maximum."""

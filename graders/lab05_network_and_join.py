@@ -18,9 +18,10 @@ Two groups of checks:
   every node, its net-conf Network equal to pod_cidr, told to use the private network (not the NAT NIC
   10.0.2.15 every Vagrant VM has), and the public IP it announces per node being the node's private IP.
 
-Read-only, and why `kubectl exec` and `port-forward` count as observing: they open a connection to a pod
-(POST pods/exec, pods/portforward are the API's `connect` verbs: no object is created, changed or deleted, nothing
-is stored in etcd), and the commands run through them only read (`nslookup`, `wget -O-` to stdout, `cat` of the
+Read-only, and why `kubectl exec` and `port-forward` count as observing: they open a stream to a pod
+(POST pods/exec and pods/portforward: RBAC calls that `create` on the subresource, admission sees it as the
+CONNECT operation; the API server proxies the stream to the kubelet and stores nothing — no object is created,
+changed or deleted in etcd), and the commands run through them only read (`nslookup`, `wget -O-` to stdout, `cat` of the
 pod's hostname; port-forward's local port is taken from kubectl's own output through a pipe, no file written).
 Each runs under `timeout` (SMOKE_TIMEOUT_S), so a hung kubelet connection ends the check, never the grader.
 The one trace they leave is the web server's access log line, as any visitor would.

@@ -604,7 +604,10 @@ PORT_FORWARD = r"""exec 3< <(exec timeout %(t)d kubectl --kubeconfig=%(conf)s -n
 pf=$!
 IFS= read -r -t %(t)d line <&3 || line="(kubectl port-forward printed nothing)"
 port=$(printf '%%s\n' "$line" | sed -n 's/^Forwarding from 127[.]0[.]0[.]1:\([0-9]*\) .*/\1/p')
-if [ -n "$port" ]; then curl -s -m 5 "http://127.0.0.1:$port/" || echo "(curl: no answer on 127.0.0.1:$port)"; else echo "$line"; fi
+if [ -n "$port" ]; then
+  for try in 1 2 3; do answer=$(curl -s -m 4 "http://127.0.0.1:$port/") && break; sleep 1; done
+  echo "${answer:-(curl: no answer on 127.0.0.1:$port)}"
+else echo "$line"; fi
 kill "$pf" 2>/dev/null; wait "$pf" 2>/dev/null; true"""
 
 

@@ -135,6 +135,28 @@ def test_tools_report_version(host, course):
     expect_equal(got, {"kubeadm": want, "kubectl": want, "kubelet": want}, what="kubeadm/kubectl/kubelet version")
 
 
+@check("The course's other Kubernetes packages are installed (cri-tools: crictl)", on="all", points=1,
+       hint="kubeadm >= 1.32 packages no longer depend on cri-tools, so crictl (the CRI client Lab 4 and the hints "
+            "use) is installed on its own, from the same repository: `sudo apt-get install -y cri-tools` (unpinned: it "
+            "has versions of its own). `command -v crictl` then finds /usr/bin/crictl.")
+def test_other_packages(host, course):
+    others = [p for p in _source(course).packages if p not in PACKAGES]
+    if not others:
+        import pytest  # the engine reports pytest.skip as `skipped`
+
+        pytest.skip("course.yaml lists no Kubernetes packages besides kubelet, kubeadm and kubectl")
+    out = host.run("dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + " ".join(["%s"] * len(others)),
+                   *others).stdout
+    installed = {parts[0] for parts in (line.split() for line in out.splitlines())
+                 if len(parts) == 2 and parts[1][1:2] == "i"}  # "ii", or "hi" once held
+    expect_equal({p: "installed" if p in installed else "(not installed)" for p in others},
+                 dict.fromkeys(others, "installed"), what="dpkg-query -W " + " ".join(others))
+    if "cri-tools" in others:
+        found = host.run("command -v crictl").stdout.strip()
+        expect_true(bool(found), "crictl on PATH (cri-tools installs /usr/bin/crictl)", "(not found)",
+                    what="command -v crictl")
+
+
 @check("kubelet, kubeadm and kubectl are held at their version", on="all", points=1,
        hint="`sudo apt-mark hold kubelet kubeadm kubectl`: an `apt upgrade` must never move the cluster to another "
             "version behind kubeadm's back (upgrades go through `kubeadm upgrade`).")

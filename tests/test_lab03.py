@@ -9,7 +9,10 @@ repository in pkgs.k8s.io's layout (kubelab.twin.aptrepo). The course is a COPY 
 minor 1.20 / patch 1.20.2 whose package_sources point at that repository: the notebook's commands and the
 grader read everything from it. Lab 2's state (containerd running, full default config) is put in place by
 the fixture with Debian bookworm's containerd 1.6 from the same repository; the twins' Debian archive line
-(unreachable here) is turned off first.
+(unreachable here) is turned off first. cri-tools, which the course lists and Lab 3 installs (kubeadm >= 1.32 no
+longer pulls it in), is a STAND-IN: Debian has no cri-tools, so the repository serves a package named cri-tools
+whose crictl only answers `--version` and `version` (kubelab.cluster.debs.cri_tools_standin_deb) — real enough
+for "is it installed from the course's repository and on PATH", nothing about the CRI.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import yaml
 
 from helpers import CALL_FAILED, REPO, kubelab, execute_notebook
 from kubelab.cluster.cluster import Ssh
-from kubelab.cluster.debs import deb_version, ensure_debs
+from kubelab.cluster.debs import cri_tools_standin_deb, deb_version, ensure_debs
 from kubelab.course import load_course
 from kubelab.evidence import comparable
 from kubelab.twin.aptrepo import LocalAptRepo, archive_debs
@@ -60,9 +63,6 @@ def course_copy(root, url: str, patch: str = PATCH):
     k8s = data["package_sources"]["kubernetes"]
     k8s["url"] = url + "/core:/stable:/v{minor}/deb/"
     k8s["key_url"] = url + "/core:/stable:/v{minor}/deb/Release.key"
-    # cri-tools is not served here (no crictl in Debian bookworm, none built from the v1.20 tree): the copy
-    # installs the three packages the local repository holds; the notebook installs whatever the list names.
-    k8s["packages"] = [p for p in k8s["packages"] if p != "cri-tools"]
     root.mkdir(parents=True)
     (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copytree(REPO / "graders", root / "graders")
@@ -115,7 +115,7 @@ def lab3(fresh_twins, tmp_path_factory):
     k8s = ensure_debs(progress=_quiet)
     repo = LocalAptRepo(tmp / "repo")
     try:
-        repo.add_flat(f"core:/stable:/v{MINOR}/deb", k8s)
+        repo.add_flat(f"core:/stable:/v{MINOR}/deb", k8s + [cri_tools_standin_deb(tmp / "cri-tools")])
         repo.add_dists("debian", "bookworm", "main", archive_debs("bookworm", ["containerd", "runc"]))
         course = load_course(REPO)
         host_ip = str(next(ipaddress.ip_network(str(course.model.network.private_subnet)).hosts()))
@@ -164,7 +164,8 @@ def test_before_lab3_everything_fails_or_is_blocked_with_hints(before, lab3):
     for node in ("master", "worker"):
         assert checks[("containerd_active", node)]["status"] == "pass"
         for name, word in (("repository_line", "KUBELAB_KUBERNETES_APT_LINE"), ("keyring", "dearmor"),
-                           ("packages_installed", "apt-get install"), ("packages_held", "apt-mark hold")):
+                           ("packages_installed", "apt-get install"), ("packages_held", "apt-mark hold"),
+                           ("other_packages", "cri-tools")):
             c = checks[(name, node)]
             assert c["status"] == "fail" and word in c["hint"], c
             assert c["expected"] and c["actual"] and c["expected"] != c["actual"]
@@ -194,6 +195,7 @@ def test_solution_notebook_brings_full_marks(before, lab3):
     print(f"Lab 2 state {lab3.lab2_s:.0f}s, solution notebook {lab3.notebook_s:.0f}s")
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert f"kubeadm expects: k8s.gcr.io/pause:3.2" in text  # asked from the installed kubeadm
+    assert "crictl version v1.20.0 (kubelab stand-in, not cri-tools)" in text  # the course's cri-tools, installed
     grading = nb.cells[-1]
     assert 'grade("lab03")' in grading.source
     results = [o for o in grading.outputs if o.output_type == "execute_result"]
@@ -241,6 +243,7 @@ cat > /usr/local/bin/kubectl <<'END'
 echo '{{"clientVersion":{{"gitVersion":"v1.19.16"}}}}'
 END
 chmod 755 /usr/local/bin/kubectl
+DEBIAN_FRONTEND=noninteractive apt-get remove -y -q cri-tools
 """)
     p, result = lab3.grade("mistakes")
     assert p.returncode == 1
@@ -254,6 +257,7 @@ chmod 755 /usr/local/bin/kubectl
         ("kubelet_enabled", "worker"): ("disabled", "systemctl enable"),
         ("node_ip", "worker"): ("no --node-ip", "KUBELET_EXTRA_ARGS"),
         ("tools_report_version", "worker"): ("v1.19.16", "/usr/local/bin"),
+        ("other_packages", "worker"): ("cri-tools=(not installed)", "apt-get install -y cri-tools"),
     }
     for key, (actual_word, hint_word) in expected_failures.items():
         c = checks[key]
@@ -271,6 +275,7 @@ cp /root/config.toml.bak /etc/containerd/config.toml; systemctl restart containe
     lab3.sh("worker", f"""
 cp /root/keyring.bak {src.keyring}; systemctl enable kubelet; cp /root/kubelet.bak /etc/default/kubelet
 rm /usr/local/bin/kubectl
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q cri-tools
 """)
     p, result = lab3.grade("undone")
     assert p.returncode == 0, [c for c in result["checks"] if c["status"] != "pass"]

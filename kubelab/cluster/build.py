@@ -116,6 +116,58 @@ def ensure_built(progress: Progress = print) -> Artifacts:
     return Artifacts(final)
 
 
+
+def write_docker_archive(out: Path, ref: str, contents: dict[str, bytes], entrypoint: list[str] | None,
+                         links: dict[str, str] | None = None) -> None:
+    """A docker-archive tarball (what `ctr images import` reads) named `ref`, with one layer holding `contents`
+    (path in the image -> bytes, all mode 0755), symlinks `links` (path -> target), the usual empty top-level
+    directories and an /etc/passwd."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as t:
+        dirs = set()
+        for dest in sorted(contents):
+            parts = Path(dest).parts
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    ti = tarfile.TarInfo(d)
+                    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 0
+                    t.addfile(ti)
+        for d in ("tmp", "etc", "var", "var/lib", "proc", "sys", "dev"):
+            if d not in dirs:
+                dirs.add(d)
+                ti = tarfile.TarInfo(d)
+                ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755, 0
+                t.addfile(ti)
+        for dest, data in sorted(contents.items()):
+            ti = tarfile.TarInfo(dest)
+            ti.size, ti.mode, ti.mtime = len(data), 0o755, 0
+            t.addfile(ti, io.BytesIO(data))
+        for dest, target in sorted((links or {}).items()):
+            ti = tarfile.TarInfo(dest)
+            ti.type, ti.linkname, ti.mode, ti.mtime = tarfile.SYMTYPE, target, 0o777, 0
+            t.addfile(ti)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        ti = tarfile.TarInfo("etc/passwd")
+        ti.size, ti.mode, ti.mtime = len(passwd), 0o644, 0
+        t.addfile(ti, io.BytesIO(passwd))
+    layer_bytes = layer.getvalue()
+    lid = hashlib.sha256(layer_bytes).hexdigest()
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"],
+                         **({"Entrypoint": entrypoint} if entrypoint else {})},
+              "rootfs": {"type": "layers", "diff_ids": [f"sha256:{lid}"]}}
+    cbytes = json.dumps(config).encode()
+    cid = hashlib.sha256(cbytes).hexdigest()
+    manifest = json.dumps([{"Config": f"{cid}.json", "RepoTags": [ref], "Layers": [f"{lid}/layer.tar"]}]).encode()
+    with tarfile.open(out, "w") as t:
+        for name, data in (("manifest.json", manifest), (f"{cid}.json", cbytes), (f"{lid}/layer.tar", layer_bytes)):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(data), 0o644, 0
+            t.addfile(ti, io.BytesIO(data))
+
+
 class _Build:
     def __init__(self, final: Path, progress: Progress):
         self.final = final
@@ -260,49 +312,12 @@ class _Build:
             for src in list(files.values()):
                 for lib in self._libs(src):
                     files[lib.lstrip("/")] = self.root / lib.lstrip("/")
-        layer = io.BytesIO()
-        with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as t:
-            dirs = set()
-            for dest in sorted(files):
-                parts = Path(dest).parts
-                for i in range(1, len(parts)):
-                    d = "/".join(parts[:i])
-                    if d not in dirs:
-                        dirs.add(d)
-                        ti = tarfile.TarInfo(d)
-                        ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 0
-                        t.addfile(ti)
-            for d in ("tmp", "etc", "var", "var/lib", "proc", "sys", "dev"):
-                if d not in dirs:
-                    dirs.add(d)
-                    ti = tarfile.TarInfo(d)
-                    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755, 0
-                    t.addfile(ti)
-            for dest, src in sorted(files.items()):
-                real = Path(os.path.realpath(src)) if not str(src).startswith(str(self.root)) else \
-                    self.root / os.path.relpath(os.path.realpath(src), os.path.realpath(self.root))
-                data = real.read_bytes()
-                ti = tarfile.TarInfo(dest)
-                ti.size, ti.mode, ti.mtime = len(data), 0o755, 0
-                t.addfile(ti, io.BytesIO(data))
-            passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
-            ti = tarfile.TarInfo("etc/passwd")
-            ti.size, ti.mode, ti.mtime = len(passwd), 0o644, 0
-            t.addfile(ti, io.BytesIO(passwd))
-        layer_bytes = layer.getvalue()
-        lid = hashlib.sha256(layer_bytes).hexdigest()
-        config = {"architecture": "amd64", "os": "linux",
-                  "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"],
-                             **({"Entrypoint": entrypoint} if entrypoint else {})},
-                  "rootfs": {"type": "layers", "diff_ids": [f"sha256:{lid}"]}}
-        cbytes = json.dumps(config).encode()
-        cid = hashlib.sha256(cbytes).hexdigest()
-        manifest = json.dumps([{"Config": f"{cid}.json", "RepoTags": [ref], "Layers": [f"{lid}/layer.tar"]}]).encode()
-        with tarfile.open(out, "w") as t:
-            for name, data in (("manifest.json", manifest), (f"{cid}.json", cbytes), (f"{lid}/layer.tar", layer_bytes)):
-                ti = tarfile.TarInfo(name)
-                ti.size, ti.mode, ti.mtime = len(data), 0o644, 0
-                t.addfile(ti, io.BytesIO(data))
+        contents = {}
+        for dest, src in files.items():
+            real = Path(os.path.realpath(src)) if not str(src).startswith(str(self.root)) else \
+                self.root / os.path.relpath(os.path.realpath(src), os.path.realpath(self.root))
+            contents[dest] = real.read_bytes()
+        write_docker_archive(out, ref, contents, entrypoint)
         self._image_refs[out.stem] = ref
 
     def _libs(self, binary: Path) -> list[str]:

@@ -12,9 +12,10 @@ laid out as in the official packages (kubernetes/release, cmd/krel/templates/lat
             /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf, which reads /etc/default/kubelet.
 - kubectl:  /usr/bin/kubectl.
 
-Versions are `<patch>-1.1` (e.g. 1.20.2-1.1), like pkgs.k8s.io's. Not built: cri-tools (no crictl in
-Debian bookworm) and kubernetes-cni (the dependency of newer kubelet packages); these packages do not
-depend on them. Built once per build and recipe, kept in <cache>/debs/built/<key>/.
+Versions are `<patch>-1.1` (e.g. 1.20.2-1.1), like pkgs.k8s.io's. Not built: kubernetes-cni (the dependency
+of newer kubelet packages); these packages do not depend on it. cri-tools exists only as a STAND-IN
+(cri_tools_standin_deb below: Debian has no crictl). Built once per build and recipe, kept in
+<cache>/debs/built/<key>/.
 """
 
 from __future__ import annotations
@@ -96,3 +97,34 @@ def ensure_debs(progress=print) -> list[Path]:
             deb.rename(dest)
         tmp.rmdir()
     return wanted
+
+
+# -- cri-tools: a STAND-IN ---------------------------------------------------------------------
+# Debian has no cri-tools package (neither bookworm nor sid), pkgs.k8s.io is out of reach here, and kubeadm >= 1.32
+# packages no longer depend on it (kubernetes/release#3626), so Lab 3 installs it explicitly. For the twins'
+# local repository this builds a package NAMED cri-tools whose crictl is a shell script that says it is a stand-in:
+# `crictl --version` answers, `crictl version` reports containerd's version read with ctr (NOT over the CRI),
+# and every other command fails saying so. It proves the package is installed from the course's repository and
+# on PATH, nothing about the CRI.
+CRI_TOOLS_STANDIN_VERSION = "1.20.0-1.1"
+CRICTL_STANDIN = """#!/bin/sh
+# kubelab STAND-IN for crictl (lab twins only): not cri-tools. See kubelab/cluster/debs.py.
+case "$1" in
+  --version|-v) echo "crictl version v1.20.0 (kubelab stand-in, not cri-tools)" ;;
+  version)
+    v=$(ctr version 2>/dev/null | awk '/^Server:/ {s = 1} s && /Version:/ {print $2; exit}')
+    [ -n "$v" ] || { echo "crictl (kubelab stand-in): containerd did not answer ctr version" >&2; exit 1; }
+    printf 'Version:  0.1.0\\nRuntimeName:  containerd\\nRuntimeVersion:  %s\\nRuntimeApiVersion:  v1alpha2\\n' "$v"
+    echo "(kubelab stand-in: the runtime's version read with ctr, not over the CRI)" >&2 ;;
+  *) echo "crictl (kubelab stand-in for the lab twins) does not implement '$*': Debian has no cri-tools" >&2
+     exit 1 ;;
+esac
+"""
+
+
+def cri_tools_standin_deb(out_dir: Path) -> Path:
+    """The STAND-IN cri-tools .deb described above, built into `out_dir` (a second, cheap)."""
+    return build_deb(out_dir, "cri-tools", CRI_TOOLS_STANDIN_VERSION, {"/usr/bin/crictl": CRICTL_STANDIN},
+                     arch="amd64", modes={"/usr/bin/crictl": 0o755},
+                     description="STAND-IN for cri-tools built by kubelab for the lab twins: crictl answers "
+                                 "--version and version only (Debian has no cri-tools)")

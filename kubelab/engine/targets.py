@@ -151,10 +151,11 @@ class Target:
         return self._hosts[node]
 
     def api_client(self, kubeconfig: dict):
-        """The Kubernetes API client for this target (live: straight from the kubeconfig)."""
-        from kubelab.engine.kube import live_api_client
+        """The Kubernetes API client for this target (live: from the kubeconfig, at the control plane's IP from
+        course.yaml when the kubeconfig names the server by a DNS name this host may not resolve)."""
+        from kubelab.engine.kube import live_api_client, pinned_to_ip
 
-        return live_api_client(kubeconfig)
+        return live_api_client(pinned_to_ip(kubeconfig, str(self.course.model.control_plane.ip)))
 
     def api_requester(self):
         """(method, path) -> (status, text) for a target that answers API reads itself (replay), else None: the

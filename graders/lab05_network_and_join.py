@@ -38,12 +38,10 @@ import json
 import re
 
 import pytest
-import yaml
-from kubernetes.client import CertificatesV1Api
 from kubernetes.client.exceptions import ApiException
 
 from kubelab.cluster.versions import cluster_minor
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, load_yaml
 
 TEST_POD = "net-test"            # the pod the notebook creates on the worker (the grader never creates it)
 TEST_POD_NAMESPACE = "default"
@@ -301,7 +299,7 @@ def test_node_ready(host, kube, node, hosts, course):
             "with `kubectl certificate approve <name>`.")
 def test_csr_approved(kube, node, host):
     cn = f"system:node:{node.name}"
-    csrs = [c for c in CertificatesV1Api(kube.api_client).list_certificate_signing_request().items
+    csrs = [c for c in kube.certificates.list_certificate_signing_request().items
             if c.spec.signer_name == KUBELET_SIGNER and _csr_subject_cn(c) == cn]
     if not csrs:
         # Approved CSRs are garbage-collected an hour after they were issued: the certificate itself is the proof.
@@ -331,7 +329,7 @@ def test_kubelet_credentials(host, course, node):
     conf = host.run("sudo -n cat /etc/kubernetes/kubelet.conf")
     expect_true(conf.rc == 0, "/etc/kubernetes/kubelet.conf", "missing", what="kubelet kubeconfig")
     try:
-        data = yaml.safe_load(conf.stdout) or {}
+        data = load_yaml(conf.stdout) or {}
         server = data["clusters"][0]["cluster"]["server"]
     except Exception:  # noqa: BLE001
         server = "(not a kubeconfig)"

@@ -27,7 +27,7 @@ import shlex
 import yaml
 from kubernetes import client
 
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, load_yaml
 
 NEW_USER = "ada"                    # the user the notebook creates (CN of its certificate)
 NEW_USER_GROUP = "lab06-readers"    # its group (O of its certificate)
@@ -62,7 +62,7 @@ def _manifest(host):
         fail(f"{APISERVER_MANIFEST} (written by kubeadm init)", text.stderr.strip() or "missing",
              what="kube-apiserver manifest")
     try:
-        pod = yaml.safe_load(text.stdout)
+        pod = load_yaml(text.stdout)
         container = next(c for c in pod["spec"]["containers"] if c.get("name") == "kube-apiserver")
     except Exception:  # noqa: BLE001 - whatever is wrong with it, the kubelet cannot run it either
         fail("a Pod with a kube-apiserver container", "a file that does not parse as one", what=APISERVER_MANIFEST)
@@ -137,7 +137,7 @@ def _csrs_for_user(kube):
     from cryptography import x509
 
     out = []
-    for c in client.CertificatesV1Api(kube.api_client).list_certificate_signing_request().items:
+    for c in kube.certificates.list_certificate_signing_request().items:
         try:
             req = x509.load_pem_x509_csr(base64.b64decode(c.spec.request))
             cns = [a.value for a in req.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
@@ -224,7 +224,7 @@ def test_audit_policy(host):
     expect_true(text.rc == 0, f"a policy file at {path} on the node", text.stderr.strip() or "missing",
                 what="audit policy")
     try:
-        doc = yaml.safe_load(text.stdout) or {}
+        doc = load_yaml(text.stdout) or {}
     except yaml.YAMLError:
         fail("YAML", f"{path} does not parse", what="audit policy")
     got = {"apiVersion": doc.get("apiVersion") if isinstance(doc, dict) else None,

@@ -12,8 +12,8 @@ Kinds of proof, named in every test's docstring:
 - "simulation": the grader's pure helpers on hand-made input.
 
 The notebook uses busybox:1.37 (pulled on real VMs); here every pod runs the twins' local busybox image
-(kubelab.cluster.build.BUSYBOX_IMAGE, already on both nodes: its tag is not `latest`, so the default
-imagePullPolicy IfNotPresent never pulls).
+(kubelab.cluster.build.BUSYBOX_IMAGE, already on both nodes) with `imagePullPolicy: Never`: the notebook writes
+every container in one line, `{name: main, image: busybox:1.37, ...}`, so the image is one string to substitute.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ NOTEBOOK_IMAGE = "busybox:1.37"
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 MANIFEST = "/etc/kubernetes/manifests/kube-scheduler.yaml"
 PARKED = "/etc/kubernetes/kube-scheduler.yaml"
+# the twins cannot pull: their local image, never pulled (as kubelab.cluster's own pods run it)
+TWIN_IMAGE = f"image: {build.BUSYBOX_IMAGE}, imagePullPolicy: Never"
 ANSWER_CHECKS = {"lease_holder_answer", "scheduled_node_answer", "unavailable_nodes_answer"}
 
 
@@ -161,7 +163,7 @@ def _pod_yaml(name: str, *, scheduler: str | None = None, node_name: str | None 
         lines.append(f"  schedulerName: {scheduler}")
     if node_name:
         lines.append(f"  nodeName: {node_name}")
-    lines += ["  containers:", f"  - {{name: main, image: {build.BUSYBOX_IMAGE}, command: [sleep, '3600']}}"]
+    lines += ["  containers:", f"  - {{name: main, {TWIN_IMAGE}, command: [sleep, '3600']}}"]
     return "\n".join(lines) + "\n" + extra
 
 
@@ -204,8 +206,9 @@ def _solution_notebook():
     for c in src.cells:
         if c.metadata.get("nbgrader", {}).get("grade_id") == f"grade_{LAB}":
             continue
-        c.source = c.source.replace(NOTEBOOK_IMAGE, build.BUSYBOX_IMAGE)
+        c.source = c.source.replace(f"image: {NOTEBOOK_IMAGE},", TWIN_IMAGE + ",")
         cells.append(c)
+    assert not any(f"image: {NOTEBOOK_IMAGE}" in c.source for c in cells), "a container not in the one-line form"
     return nbformat.v4.new_notebook(cells=cells, metadata=src.metadata)
 
 

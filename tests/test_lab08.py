@@ -163,7 +163,7 @@ def _pod_yaml(name: str, *, scheduler: str | None = None, node_name: str | None 
         lines.append(f"  schedulerName: {scheduler}")
     if node_name:
         lines.append(f"  nodeName: {node_name}")
-    lines += ["  containers:", f"  - {{name: main, {TWIN_IMAGE}, command: [sleep, '3600']}}"]
+    lines += ["  containers:", f"  - {{name: main, {TWIN_IMAGE}, command: [sh, -c, 'sleep 3600']}}"]
     return "\n".join(lines) + "\n" + extra
 
 

@@ -30,6 +30,7 @@ import pytest
 
 from helpers import execute_notebook, wait_for
 from kubelab.cluster import build
+from kubelab.course import load_course
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
 from kubelab.evidence import comparable, record_lab, replay_lab, save
@@ -55,6 +56,7 @@ def _grader():
 
 
 G = _grader()
+COURSE_MODEL = load_course(REPO).model
 
 
 # -------------------------------------------------------------------------------------------------
@@ -404,3 +406,214 @@ def test_a_1_36_failed_scheduling_message_with_its_preemption_note_passes(lab, t
     got = _replay(lab, _edit(lab["path"], f"/api/v1/namespaces/{NS}/pods/too-big", reword), tmp_path)
     assert str(got["unschedulable"].status) == "pass"
     assert str(got["unavailable_nodes_answer"].status) == "pass"
+
+
+# -------------------------------------------------------------------------------------------------
+# simulation: every check called on hand-made API objects (the shapes 1.20 and 1.36 return), pass and fail
+# -------------------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 30, 6, 0, 0, tzinfo=timezone.utc)
+
+
+class _Host:
+    def run(self, cmd, *args):
+        from types import SimpleNamespace
+        assert cmd == "date +%s"
+        return SimpleNamespace(stdout=f"{int(NOW.timestamp())}\n", stderr="", rc=0)
+
+
+class _Kube:
+    """CoreV1Api/CoordinationV1Api stand-ins answering from dicts of kubernetes client objects."""
+
+    def __init__(self, pods, events=(), lease=None, system_pods=()):
+        from types import SimpleNamespace
+        self._pods, self._events, self._lease, self._system = pods, list(events), lease, list(system_pods)
+        self.core = SimpleNamespace(read_namespaced_pod=self.read_pod, list_namespaced_event=self.events,
+                                    list_namespaced_pod=self.system)
+        self.coordination = SimpleNamespace(read_namespaced_lease=self.lease)
+
+    def read_pod(self, name, ns):
+        from kubernetes.client.exceptions import ApiException
+        if name not in self._pods:
+            raise ApiException(status=404)
+        return self._pods[name]
+
+    def events(self, ns, field_selector):
+        from types import SimpleNamespace
+        name = field_selector.split("involvedObject.name=")[1]
+        return SimpleNamespace(items=[e for e in self._events if e.involved_object.name == name])
+
+    def system(self, ns, label_selector):
+        from types import SimpleNamespace
+        return SimpleNamespace(items=[p for p in self._system if p.metadata.labels.get("component") in label_selector])
+
+    def lease(self, name, ns):
+        return self._lease
+
+
+class _Answers:
+    def __init__(self, values):
+        self.values = values
+
+    def expect(self, key, live, where, same=None):
+        from kubelab.engine.checks import CheckFailed
+        given = self.values.get(key)
+        if given is None:
+            raise CheckFailed(f"an answer {key!r}", "none recorded", what=f"answer {key}")
+        if given != str(live).strip():
+            raise CheckFailed(f"the value of {where}", given, what=f"answer {key}")
+
+
+def _sim_pod(name, node=None, created_s=0, managed=None, cond=None, uid=None):
+    from kubernetes.client import (V1Container, V1ManagedFieldsEntry, V1ObjectMeta, V1Pod, V1PodCondition,
+                                   V1PodSpec, V1PodStatus)
+    return V1Pod(metadata=V1ObjectMeta(name=name, namespace=NS, uid=uid or f"uid-{name}",
+                                       creation_timestamp=NOW - timedelta(seconds=600 - created_s),
+                                       managed_fields=[V1ManagedFieldsEntry(manager=m, fields_v1=f)
+                                                       for m, f in (managed or [])]),
+                 spec=V1PodSpec(node_name=node, containers=[V1Container(name="main")]),
+                 status=V1PodStatus(conditions=[V1PodCondition(type="PodScheduled", **cond)] if cond else None))
+
+
+def _sim_event(pod, reason, component, message="", new_api=True):
+    from kubernetes.client import CoreV1Event, V1EventSource, V1ObjectMeta, V1ObjectReference
+    return CoreV1Event(metadata=V1ObjectMeta(name=f"{pod}.{reason}", creation_timestamp=NOW),
+                       involved_object=V1ObjectReference(kind="Pod", name=pod, namespace=NS, uid=f"uid-{pod}"),
+                       reason=reason, message=message, last_timestamp=NOW,
+                       # events.k8s.io/v1 recorders (the scheduler since 1.19) leave `source` empty
+                       source=V1EventSource() if new_api else V1EventSource(component=component),
+                       reporting_component=component if new_api else None)
+
+
+def _kubelet_events(pod):
+    return [_sim_event(pod, r, "kubelet", new_api=False) for r in ("Pulled", "Created", "Started")]
+
+
+def _sim_scheduler(ready="True", node="master"):
+    from kubernetes.client import V1Container, V1ObjectMeta, V1Pod, V1PodCondition, V1PodSpec, V1PodStatus
+    return V1Pod(metadata=V1ObjectMeta(name=f"kube-scheduler-{node}", labels={"component": "kube-scheduler"}),
+                 spec=V1PodSpec(node_name=node, containers=[V1Container(name="kube-scheduler")]),
+                 status=V1PodStatus(conditions=[V1PodCondition(type="Ready", status=ready)]))
+
+
+def _sim_lease(holder="master_9d0c6a5e-61b7-4c1e-bd2f-1f0a2f7d8e11", age_s=1):
+    from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
+    return V1Lease(metadata=V1ObjectMeta(name="kube-scheduler", namespace="kube-system"),
+                   spec=V1LeaseSpec(holder_identity=holder, lease_duration_seconds=15,
+                                    renew_time=NOW - timedelta(seconds=age_s)))
+
+
+BINDING_FIELDS = [("kubelet", {"f:status": {"f:phase": {}}})]
+MANIFEST_NODENAME = [("kubectl-client-side-apply", {"f:spec": {"f:containers": {}, "f:nodeName": {}}})]
+TOO_BIG = {"status": "False", "reason": "Unschedulable",
+           "message": "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had taint "
+                      "{node-role.kubernetes.io/master: }, that the pod didn't tolerate."}
+
+
+def _sim_cluster(**change):
+    pods = {"manual": _sim_pod("manual", "worker", 0, BINDING_FIELDS),
+            "after": _sim_pod("after", "worker", 120, BINDING_FIELDS),
+            "too-big": _sim_pod("too-big", cond=TOO_BIG)}
+    pods.update(change.pop("pods", {}))
+    events = change.pop("events", _kubelet_events("manual") + _kubelet_events("after") + [
+        _sim_event("after", "Scheduled", "default-scheduler", "Successfully assigned lab08/after to worker")])
+    return _Kube({k: v for k, v in pods.items() if v is not None}, events, change.pop("lease", _sim_lease()),
+                 change.pop("system", [_sim_scheduler()]))
+
+
+def _outcome(fn, *args):
+    from kubelab.engine.checks import CheckFailed
+    try:
+        fn(*args)
+    except CheckFailed as e:
+        return e
+    return "pass"
+
+
+def test_sim_scheduler_checks_pass_and_fail():
+    """simulation: the scheduler's static pod Ready (pass), missing (its manifest moved out) and not Ready (fail);
+    its Lease held on the control plane and fresh (pass), an hour stale, or held from another node (fail)."""
+    course = COURSE_MODEL
+    hosts = {"master": _Host()}
+    assert _outcome(G.test_scheduler_running, _sim_cluster(), course) == "pass"
+    e = _outcome(G.test_scheduler_running, _sim_cluster(system=[]), course)
+    assert "manifests" in e.actual
+    e = _outcome(G.test_scheduler_running, _sim_cluster(system=[_sim_scheduler(ready="False")]), course)
+    assert "Ready=False" in e.actual
+    assert _outcome(G.test_scheduler_leading, _sim_cluster(), hosts, course) == "pass"
+    e = _outcome(G.test_scheduler_leading, _sim_cluster(lease=_sim_lease(age_s=3600)), hosts, course)
+    assert "3600 s ago" in e.actual
+    e = _outcome(G.test_scheduler_leading, _sim_cluster(lease=_sim_lease(holder="worker_1")), hosts, course)
+    assert e.actual == "worker_1"
+
+
+def test_sim_manual_binding_pass_and_fail():
+    """simulation: `manual` bound to the worker with only the kubelet's events (pass); on the control plane, with
+    nodeName from its manifest, placed by the scheduler, or with no events left (fail, each saying which)."""
+    course, hosts = COURSE_MODEL, {"master": _Host()}
+    assert _outcome(G.test_manual_binding, _sim_cluster(), hosts, course) == "pass"
+    e = _outcome(G.test_manual_binding, _sim_cluster(pods={"manual": _sim_pod("manual", "master")}), hosts, course)
+    assert e.actual == "master"
+    e = _outcome(G.test_manual_binding,
+                 _sim_cluster(pods={"manual": _sim_pod("manual", "worker", 0, MANIFEST_NODENAME)}), hosts, course)
+    assert "kubectl-client-side-apply" in e.actual and "not a Binding" in e.actual
+    scheduled = _kubelet_events("manual") + [_sim_event("manual", "Scheduled", "default-scheduler",
+                                                        "Successfully assigned lab08/manual to worker")]
+    e = _outcome(G.test_manual_binding, _sim_cluster(events=scheduled), hosts, course)
+    assert "Successfully assigned" in e.actual
+    e = _outcome(G.test_manual_binding, _sim_cluster(events=[]), hosts, course)
+    assert "none left" in e.actual and "--event-ttl" in e.actual
+    e = _outcome(G.test_manual_binding, _sim_cluster(pods={"manual": None}), hosts, course)
+    assert e.actual == "none"
+
+
+def test_sim_scheduled_normally_pass_and_fail():
+    """simulation: `after` with a Scheduled event from default-scheduler, reported the events.k8s.io way or the
+    core/v1 way (pass); with only the kubelet's events, created before `manual`, or its events expired (fail)."""
+    course, hosts = COURSE_MODEL, {"master": _Host()}
+    assert _outcome(G.test_scheduled_normally, _sim_cluster(), hosts, course) == "pass"
+    old_style = _kubelet_events("after") + [_sim_event("after", "Scheduled", "default-scheduler",
+                                                       "Successfully assigned lab08/after to worker", new_api=False)]
+    assert _outcome(G.test_scheduled_normally, _sim_cluster(events=old_style), hosts, course) == "pass"
+    e = _outcome(G.test_scheduled_normally, _sim_cluster(events=_kubelet_events("after")), hosts, course)
+    assert "(kubelet)" in e.actual and "Scheduled event" in e.expected
+    e = _outcome(G.test_scheduled_normally,
+                 _sim_cluster(pods={"after": _sim_pod("after", "worker", -60, BINDING_FIELDS)}), hosts, course)
+    assert "created after manual" in e.expected
+    e = _outcome(G.test_scheduled_normally, _sim_cluster(events=_kubelet_events("manual")), hosts, course)
+    assert "none left" in e.actual
+
+
+def test_sim_unschedulable_pass_and_fail():
+    """simulation: `too-big` Pending with PodScheduled=False/Unschedulable naming Insufficient cpu, in 1.20's words
+    and 1.36's (pass); Pending for a nodeSelector instead, scheduled after all, or never looked at (fail)."""
+    assert _outcome(G.test_unschedulable, _sim_cluster()) == "pass"
+    v136 = dict(TOO_BIG, message="0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint "
+                                 "{node-role.kubernetes.io/control-plane: }. preemption: 0/2 nodes are available: "
+                                 "1 No preemption victims found for incoming pod, 1 Preemption is not helpful for "
+                                 "scheduling..")
+    assert _outcome(G.test_unschedulable, _sim_cluster(pods={"too-big": _sim_pod("too-big", cond=v136)})) == "pass"
+    selector = dict(TOO_BIG, message="0/2 nodes are available: 2 node(s) didn't match node selector.")
+    e = _outcome(G.test_unschedulable, _sim_cluster(pods={"too-big": _sim_pod("too-big", cond=selector)}))
+    assert "didn't match" in e.actual
+    e = _outcome(G.test_unschedulable, _sim_cluster(pods={"too-big": _sim_pod("too-big", "worker")}))
+    assert "scheduled on worker" in e.actual
+    e = _outcome(G.test_unschedulable, _sim_cluster(pods={"too-big": _sim_pod("too-big")}))
+    assert "no scheduler has looked" in e.actual
+
+
+def test_sim_answers_pass_and_fail():
+    """simulation: the three answers right (pass), wrong (fail, the learner's value shown, never the live one),
+    missing (fail)."""
+    kube = _sim_cluster()
+    right = _Answers({"lease_holder": "master_9d0c6a5e-61b7-4c1e-bd2f-1f0a2f7d8e11", "scheduled_node": "worker",
+                      "unavailable_nodes": "2"})
+    for fn in (G.test_lease_holder_answer, G.test_scheduled_node_answer, G.test_unavailable_nodes_answer):
+        assert _outcome(fn, kube, right) == "pass"
+    wrong = _Answers({"lease_holder": "master_0ld", "scheduled_node": "master", "unavailable_nodes": "0"})
+    for fn, given in ((G.test_lease_holder_answer, "master_0ld"), (G.test_scheduled_node_answer, "master"),
+                      (G.test_unavailable_nodes_answer, "0")):
+        e = _outcome(fn, kube, wrong)
+        assert e.actual == given and "9d0c6a5e" not in e.expected and "worker" not in e.expected
+    e = _outcome(G.test_scheduled_node_answer, kube, _Answers({}))
+    assert e.actual == "none recorded"

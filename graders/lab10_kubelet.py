@@ -51,12 +51,16 @@ def _mirror(kube, node_name):
 
 def _configz(kube, node_name):
     """The kubelet's running configuration: GET /api/v1/nodes/<node>/proxy/configz (API server -> kubelet)."""
+    api = kube.api_client
     try:
-        data = kube.api_client.call_api(f"/api/v1/nodes/{node_name}/proxy/configz", "GET",
-                                        response_type="object", auth_settings=["BearerToken"],
-                                        _return_http_data_only=True)
+        request = api.param_serialize("GET", "/api/v1/nodes/{name}/proxy/configz", path_params={"name": node_name},
+                                      header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = api.call_api(*request)
+        response.read()
+        data = api.response_deserialize(response, {"200": "object"}).data
     except ApiException as e:
-        fail("the kubelet's configz through the API server", f"HTTP {e.status}: {(e.body or e.reason or '')[:200]}",
+        body = e.body.decode("utf-8", "replace") if isinstance(e.body, bytes) else (e.body or e.reason or "")
+        fail("the kubelet's configz through the API server", f"HTTP {e.status}: {body.strip()[:200]}",
              what=f"kubectl get --raw /api/v1/nodes/{node_name}/proxy/configz")
     if not isinstance(data, dict) or not isinstance(data.get("kubeletconfig"), dict):
         fail('{"kubeletconfig": {...}}', str(data)[:200], what="configz")

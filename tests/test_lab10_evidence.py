@@ -1,6 +1,6 @@
 """Lab 10 from evidence, no twins: every check's passing and failing case, replayed through the engine.
 
-Proof: "recorded evidence from the real 1.20 cluster on twins" — tests/data/lab10/solved.v1.20-twins.evidence.json
+Proof: "recorded evidence from the real 1.20 cluster on twins" — tests/data/lab10/solved-v1.20-twins.recording.json
 was recorded by test_lab10.py's live run (the solution notebook's cells run on the twins' kubeadm v1.20.2 cluster,
 then graded with recording; redacted as every recording is). The failing cases change one observation of it to
 what a realistic mistake shows on a real cluster (the shapes seen on the twins: a mirror pod's metadata, a Lease,
@@ -20,7 +20,7 @@ from kubelab.evidence import replay_lab, save
 from kubelab.evidence.model import CommandObservation, load
 
 LAB = "lab10"
-RECORDING = REPO / "tests" / "data" / "lab10" / "solved.v1.20-twins.evidence.json"
+RECORDING = REPO / "tests" / "data" / "lab10" / "solved-v1.20-twins.recording.json"
 MANIFEST_CAT = "sudo -n cat /etc/kubernetes/manifests/static-web.yaml"
 MIRROR = "/api/v1/namespaces/default/pods/static-web-worker"
 CONFIGZ = "/api/v1/nodes/worker/proxy/configz"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CALL_FAILED
+from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
 from kubelab.errors import KubelabError
 from kubelab.twin import TwinSet, lease
@@ -75,7 +76,10 @@ def twins():
         yield ts
     finally:
         try:
-            ts.down()
+            try:
+                _shared_cluster_down()  # while the lease is still held
+            finally:
+                ts.down()
         finally:
             torn_down = True
             signal.signal(signal.SIGTERM, previous)
@@ -117,9 +121,61 @@ def pytest_runtest_call(item):
 
 def ensure_fresh(twins) -> None:
     """The twins as a fresh Vagrant Debian box: new copies, unless nothing could have changed them since the last."""
+    _shared_cluster_down()
     if not _twins_fresh["now"]:
         twins.up(fresh=True, progress=None)
         _twins_fresh["now"] = True
+
+
+# The session's kubeadm cluster on the twins, shared by every module that asks for `shared_cluster`: booting one
+# costs ~2 min warm, so modules that only need *a* healthy cluster take turns on one instead of a boot each.
+# ensure_fresh() takes it down (plain fresh twins are another root file system); the next user boots it again.
+_shared = {"state": None}
+
+
+def _shared_cluster_down() -> None:
+    state = _shared["state"]
+    if state is not None:
+        _shared["state"] = None
+        cl.down(state["course"])
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(twins):
+    """The twins as a joined kubeadm v1.20.2 cluster (kubelab.cluster.cluster.up: init, join, kube-proxy, the demo
+    Deployment `bb`), booted at most once per session while no module needs plain twins in between.
+
+    A dict: "course" (LoadedCourse), "ts" (TwinSet), "timings", "dirty". A module that changes the cluster puts it
+    back in a `finally` (healthy control plane, nodes Ready, its own objects deleted); one that cannot sets
+    state["dirty"] = True and the next module gets a new cluster."""
+    state = _shared["state"]
+    # dirty, or replaced since (a module that boots its own cluster or fresh twins leaves none behind)
+    if state is not None and (state["dirty"] or not _api_ready(state)):
+        _shared_cluster_down()
+        state = None
+    if state is None:
+        course = load_course(REPO)
+        try:
+            ts, timings = cl.up(course, progress=print)
+        except KubelabError as e:
+            cl.down(course)
+            twins.up(fresh=True, progress=None)
+            pytest.fail(f"cluster did not come up: {e.problem}", pytrace=False)
+        state = _shared["state"] = {"course": course, "ts": ts, "timings": timings, "dirty": False}
+    yield state
+    if state["dirty"]:
+        _shared_cluster_down()
+
+
+def _api_ready(state) -> bool:
+    import subprocess
+
+    cp = state["course"].model.control_plane.name
+    probe = subprocess.run(["ssh", "-F", str(state["ts"].ssh_config_file()), cp,
+                            "sudo -n kubectl --kubeconfig=/etc/kubernetes/admin.conf get --raw /readyz"],
+                           capture_output=True, text=True, timeout=60)
+    return probe.returncode == 0 and probe.stdout.strip() == "ok"
+
 
 
 @pytest.fixture(scope="module")

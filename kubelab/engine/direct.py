@@ -109,7 +109,7 @@ def run_lab_direct(course, lab_id: str, target, clock: Callable[[], float] = tim
     if not plan:
         raise UsageError(f"the grader {path.name} has no checks", "add @check tests to it")
     runner = CheckRunner(clock, sleep)
-    fixtures = Fixtures(course, target)
+    fixtures = Fixtures(course, target, lab_id)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         for c, node in plan:
             try:

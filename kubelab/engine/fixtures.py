@@ -3,7 +3,8 @@
 Both drivers use these: the pytest plugin wraps each as a pytest fixture, the direct runner calls them.
 A check asks for fixtures by parameter name, as in pytest: `host` (its node's testinfra host; one check
 instance per node its `on` selects), `node` (that node's course.yaml entry), `hosts` (every node's host by
-name), `course` (course.yaml) and `kube` (the Kubernetes client of the control plane, lazy)."""
+name), `course` (course.yaml), `kube` (the Kubernetes client of the control plane, lazy) and `answers` (what the
+learner recorded with `%answer` for the lab being graded, read from the control plane; kubelab.engine.answers)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kubelab.engine.checkrun import CLUSTER
 from kubelab.engine.checks import CheckSpec
 from kubelab.errors import KubelabError, UsageError
 
-FIXTURES = ("host", "hosts", "node", "course", "kube")
+FIXTURES = ("host", "hosts", "node", "course", "kube", "answers")
 
 
 def argnames(fn: Callable) -> tuple[str, ...]:
@@ -48,10 +49,12 @@ def check_nodes(spec: CheckSpec, names: tuple[str, ...], course) -> list[str]:
 class Fixtures:
     """One lab run's fixture values; hosts and the Kubernetes client are built once per run."""
 
-    def __init__(self, loaded_course, target):
+    def __init__(self, loaded_course, target, lab_id: str):
         self._course = loaded_course
         self._target = target
+        self._lab_id = lab_id
         self._kube = None
+        self._answers = None
 
     def host(self, node: str):
         return self._target.host(node)
@@ -72,6 +75,15 @@ class Fixtures:
             cp = self._course.model.control_plane
             self._kube = Kube(self._target.host(cp.name), cp.name, client_factory=self._target.api_client)
         return self._kube
+
+    def answers(self):
+        if self._answers is None:
+            from kubelab.engine.answers import Answers
+
+            m = self._course.model
+            cp = m.control_plane
+            self._answers = Answers(self._lab_id, m.lab_user, self._target.host(cp.name), cp.name)
+        return self._answers
 
     def values(self, names: tuple[str, ...], node: str) -> dict[str, Any]:
         """The arguments of one check instance, built in the order asked (as pytest sets them up)."""

@@ -23,13 +23,13 @@ from kubelab.engine.targets import Target
 
 
 class KubelabPlugin:
-    def __init__(self, course: LoadedCourse, target: Target, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, course: LoadedCourse, target: Target, lab_id: str, clock=time.monotonic, sleep=time.sleep):
         self._course = course
         self._target = target
         self._runner = CheckRunner(clock, sleep)
         self.results: list[CheckResult] = self._runner.results
         self.collect_problems: list[str] = []
-        self._fixtures = Fixtures(course, target)
+        self._fixtures = Fixtures(course, target, lab_id)
 
     # -- fixtures: pytest's wrappers around the engine's own (kubelab.engine.fixtures) --------------
     @pytest.fixture
@@ -56,6 +56,11 @@ class KubelabPlugin:
     def kube(self) -> Kube:
         """The official kubernetes client, from the control plane's admin kubeconfig (lazy)."""
         return self._fixtures.kube()
+
+    @pytest.fixture
+    def answers(self):
+        """The answers the learner recorded for this lab with `%answer` (kubelab.engine.answers)."""
+        return self._fixtures.answers()
 
     # -- collection ----------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:

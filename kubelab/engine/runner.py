@@ -51,7 +51,7 @@ def run_lab(course: LoadedCourse, lab_id: str, target: Target, **plugin_kwargs) 
     if not grader.is_file():
         raise UsageError(f"the grader of {lab_id} ({grader}) does not exist",
                          f"create graders/{lab.grader} or fix labs[{lab_id}].grader in course.yaml")
-    plugin = KubelabPlugin(course, target, **plugin_kwargs)
+    plugin = KubelabPlugin(course, target, lab_id, **plugin_kwargs)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     # importlib mode never touches sys.path, so a re-run in the same process (a notebook grading twice)

@@ -1,11 +1,12 @@
-"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node` and `%nodes`; `grade` scores a lab."""
+"""Notebook side of kubelab: `%load_ext kubelab.notebook` gives `%%node`, `%nodes` and `%answer`; `grade` scores a lab."""
 
 from __future__ import annotations
 
+from kubelab.notebook.answering import record_answer
 from kubelab.notebook.grading import grade
 from kubelab.notebook.magics import NodeCommandError, NodeError, NodeMagics
 
-__all__ = ["grade", "load_ipython_extension", "unload_ipython_extension", "NodeError", "NodeCommandError",
+__all__ = ["grade", "record_answer", "load_ipython_extension", "unload_ipython_extension", "NodeError", "NodeCommandError",
            "NodeMagics"]
 
 

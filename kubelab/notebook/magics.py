@@ -422,6 +422,21 @@ class NodeMagics(Magics):
                 raise NodeCommandError(node.name, status)
 
     @line_magic
+    def answer(self, line: str = ""):
+        """Record an answer the grader recomputes from the cluster: ``%answer LAB KEY VALUE``.
+
+        VALUE is the rest of the line (IPython expands ``$x`` and ``{x}`` in it first, so ``%answer lab07
+        revision $rev`` records the Python variable). It is kept on the control-plane node, in
+        ``~/.kubelab/answers/LAB.json``; recording a key again replaces its value."""
+        from kubelab.notebook.answering import parse_answer_line, record_answer
+
+        try:
+            lab_id, key, value = parse_answer_line(line)
+        except KubelabError as e:
+            raise _from_kubelab(None, e) from None
+        print(record_answer(lab_id, key, value, runner=self.runner))
+
+    @line_magic
     def nodes(self, line: str = ""):
         """Print the course's nodes: name, role, private IP, SSH target, and whether it answers now."""
         if os.environ.get("NBGRADER_EXECUTION") == "autograde":

@@ -61,6 +61,10 @@ def _key_meta(host, key):
     return int(kvs[0].get("create_revision", 0)), int(kvs[0]["mod_revision"])
 
 
+def _same(given, live):
+    return live is not None and given.strip() == str(live)
+
+
 def _flag(args, name):
     values = []
     for i, a in enumerate(args):
@@ -159,7 +163,7 @@ def test_configmap_in_etcd(host, kube):
 def test_answer_configmap_revision(host, answers):
     meta = _key_meta(host, configmap_key())
     answers.expect("configmap_revision", meta[1] if meta else None,
-                   where="the mod_revision of your ConfigMap's key (`etcdctl get <key> -w json`)")
+                   where="the mod_revision of your ConfigMap's key (`etcdctl get <key> -w json`)", same=_same)
 
 
 @check("The key you recorded is where etcd keeps your ConfigMap", on="control-plane", points=1,
@@ -168,7 +172,7 @@ def test_answer_configmap_revision(host, answers):
             "/registry/<resource>/<namespace>/<name>. Record it with `%answer lab07 configmap_key <key>`.")
 def test_answer_configmap_key(host, answers):
     key = configmap_key() if _key_meta(host, configmap_key()) else None
-    answers.expect("configmap_key", key, where="the etcd key of your ConfigMap")
+    answers.expect("configmap_key", key, where="the etcd key of your ConfigMap", same=_same)
 
 
 @check("The member ID you recorded is your etcd member's", on="control-plane", points=1,

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shlex
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -122,6 +124,65 @@ def test_member_id_as_the_learner_may_write_it():
         assert member_id_matches(ok, mid), ok
     for bad in ("", "cdf818194e3a8c32", "master", "0x"):
         assert not member_id_matches(bad, mid), bad
+
+
+def _grader():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab07_grader", REPO / "graders" / "lab07_etcd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_encryption_cell_on_a_real_kubeadm_manifest(tmp_path):
+    """simulation on shared/realdata/static-pod-manifests (kubeadm v1.29's kube-apiserver.yaml, the layout kubeadm
+    still writes): the notebook's enable-encryption cell, its own bash, with stand-ins for what needs a cluster
+    (`sudo` passes through, `ps` shows an API server started with the flag, `kubectl` answers /readyz) and its
+    paths moved into a temporary folder. The manifest gets the flag, the hostPath volume and its mount and still
+    parses; the grader's mount rule accepts it and rejects the manifest without the mount; the config is aescbc
+    first, root-only; a second run changes nothing."""
+    import yaml
+
+    from helpers import shared_realdata
+
+    if os.geteuid() != 0:
+        pytest.fail("run as root: the cell's `sudo install -m 600` makes a root-only file", pytrace=False)
+    manifest = tmp_path / "kube-apiserver.yaml"
+    manifest.write_text((shared_realdata("static-pod-manifests") / "v1.29.0_zetaoss-zeta-linux_kube-apiserver.yaml").read_text())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    (bin_dir / "ps").write_text('#!/bin/sh\necho "kube-apiserver --encryption-provider-config=/x/enc.yaml"\n')
+    (bin_dir / "kubectl").write_text("#!/bin/sh\necho ok\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    enc = tmp_path / "enc"
+    script = (solution_script("enable-encryption").replace(MANIFEST, str(manifest))
+              .replace("/root/kube-apiserver.yaml.before-lab07", str(tmp_path / "backup.yaml")))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ENC_DIR": str(enc)}
+    run = lambda: subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
+                                 timeout=60)
+    p = run()
+    assert p.returncode == 0 and "✓ the API server runs with --encryption-provider-config" in p.stdout, (p.stdout, p.stderr)
+    assert "secret:" not in p.stdout
+    pod = yaml.safe_load(manifest.read_text())
+    c = pod["spec"]["containers"][0]
+    assert c["command"][:2] == ["kube-apiserver", f"--encryption-provider-config={enc}/enc.yaml"]
+    grader = _grader()
+    assert grader._mounted(pod, f"{enc}/enc.yaml")
+    assert (tmp_path / "backup.yaml").read_text() == (shared_realdata("static-pod-manifests") /
+                                                    "v1.29.0_zetaoss-zeta-linux_kube-apiserver.yaml").read_text()
+    no_mount = dict(pod, spec=dict(pod["spec"], volumes=[v for v in pod["spec"]["volumes"]
+                                                         if v["name"] != "encryption-config"]))
+    assert not grader._mounted(no_mount, f"{enc}/enc.yaml")
+    config = (enc / "enc.yaml")
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert encryption_providers(config.read_text()) == ["aescbc", "identity"]
+    key = base64.b64decode(yaml.safe_load(config.read_text())["resources"][0]["providers"][0]["aescbc"]["keys"][0]["secret"])
+    assert len(key) == 32
+    before = manifest.read_text()
+    assert run().returncode == 0 and manifest.read_text() == before and (enc / "enc.yaml").read_text() == config.read_text()
 
 
 # -------------------------------------------------------------------------------------------------

@@ -102,7 +102,9 @@ class SnapshotStatus:
 
 def snapshot_status(text: str) -> SnapshotStatus:
     """`etcdutl|etcdctl snapshot status FILE -w json`; ValueError when it is not that JSON."""
-    data = json.loads(text)
+    # etcdctl 3.5 prints "Deprecated: Use `etcdutl snapshot status` instead." before the JSON
+    lines = [ln for ln in text.splitlines() if ln.lstrip().startswith("{")]
+    data = json.loads(lines[-1] if lines else text)
     if not isinstance(data, dict) or "revision" not in data or "totalKey" not in data:
         raise ValueError("not the JSON of `snapshot status -w json`")
     return SnapshotStatus(int(data.get("hash", 0)), int(data["revision"]), int(data["totalKey"]),

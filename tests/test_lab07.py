@@ -109,6 +109,9 @@ def test_snapshot_status_of_etcdutl_36_and_etcdctl_34():
     st = snapshot_status('{"hash":3377049920,"revision":9132,"totalKey":1203,"totalSize":5939200,"version":"3.6.0"}')
     assert (st.revision, st.total_keys, st.version) == (9132, 1203, "3.6.0")
     old = snapshot_status('{"hash":12345,"revision":880,"totalKey":412,"totalSize":2220032}')
+    deprecated = snapshot_status('Deprecated: Use `etcdutl snapshot status` instead.\n\n'
+                                 '{"hash":1,"revision":4727,"totalKey":971,"totalSize":2400000}\n')  # etcdctl 3.5
+    assert deprecated.revision == 4727
     assert (old.revision, old.total_keys, old.version) == (880, 412, "")
     for bad in ('{"header":{}}', "[]"):
         with pytest.raises(ValueError):

@@ -56,9 +56,12 @@ HIDDEN_ETCDCTL = "/usr/bin/etcdctl.lab07-hidden"
 live = pytest.mark.cluster  # the tests that use the real cluster (the twins marker comes with shared_cluster)
 
 
+# a new 32-byte key per run (aescbc and secretbox take exactly 32 bytes here; another length stops the API server)
+KEY_B64 = base64.b64encode(os.urandom(32)).decode()
+
+
 def enc_config(providers: list[str]) -> str:
-    keys = {"aescbc": "c2VjcmV0IGlzIHNlY3VyZSwgMzIgYnl0ZXMgbG9uZyEh",
-            "secretbox": "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY="}
+    keys = {"aescbc": KEY_B64, "secretbox": KEY_B64}
     lines = ["apiVersion: apiserver.config.k8s.io/v1", "kind: EncryptionConfiguration", "resources:",
              "  - resources:", "      - secrets", "    providers:"]
     for p in providers:
@@ -465,7 +468,7 @@ def test_6_rewritten_secret_encrypted_full_marks_and_replay(etcd_lab, tmp_path):
     assert live.score == live.max_score
     path = save(evidence, tmp_path / "lab07.evidence.json")
     text = path.read_text()
-    assert "c2VjcmV0IGlzIHNlY3VyZSwgMzIgYnl0ZXMgbG9uZyEh" not in text and "s3cr3t-lab07" not in text
+    assert KEY_B64 not in text and "s3cr3t-lab07" not in text
     assert base64.b64encode(b"s3cr3t-lab07").decode() not in text
     replayed, _ = replay_lab(etcd_lab["cluster"]["course"], LAB, path)
     assert comparable(replayed.to_dict()) == comparable(live.to_dict())

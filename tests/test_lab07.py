@@ -29,7 +29,6 @@ import os
 import shlex
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import nbformat

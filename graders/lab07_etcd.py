@@ -76,8 +76,9 @@ def _flag(args, name):
 
 
 def _running_apiserver_args(host):
-    out = host.run("ps -C kube-apiserver -ww -o args=").stdout.strip().splitlines()
-    return out[0].split() if out else []
+    # the newest kube-apiserver: right after a manifest change the old one can still be there for a moment
+    out = host.run("ps -C kube-apiserver -ww --sort=start_time -o args=").stdout.strip().splitlines()
+    return out[-1].split() if out else []
 
 
 def _manifest(host):
@@ -230,7 +231,7 @@ def test_snapshot_recent(host):
 # ------------------------------------------------------------------------------------------------
 
 @check("The API server runs with --encryption-provider-config, its file mounted from the node", on="control-plane",
-       points=1,
+       points=1, wait_s=60, interval_s=5,
        hint=f"In {APISERVER_MANIFEST} add `- --encryption-provider-config=/etc/kubernetes/enc/enc.yaml` to the "
             "command, and a hostPath volume for /etc/kubernetes/enc mounted at the same path (readOnly). The kubelet "
             "restarts the API server when the file changes: `kubectl get pods -n kube-system` answers again "

@@ -257,11 +257,17 @@ def _apiserver_args(ts) -> str:
 
 
 def _wait_apiserver(ts, with_flag: bool, what: str) -> None:
+    """Every kube-apiserver process with (or without) the flag and /readyz ok, three observations in a row: right
+    after a manifest change the old process can answer while the new one crash-loops off its port."""
+    streak = {"n": 0}
+
     def seen():
-        args = _apiserver_args(ts)
+        lines = [ln for ln in _apiserver_args(ts).splitlines() if ln.strip()]
+        flagged = {"--encryption-provider-config=" in ln for ln in lines}
         ready = _ssh(ts, f"{KUBECTL} get --raw=/readyz").stdout.strip()
-        return ("--encryption-provider-config=" in args, ready)
-    wait_for(seen, what, until=lambda s: s == (with_flag, "ok"), timeout_s=300, interval_s=4)
+        streak["n"] = streak["n"] + 1 if (flagged == {with_flag} and ready == "ok") else 0
+        return {"processes": len(lines), "flag": sorted(flagged), "readyz": ready, "streak": streak["n"]}
+    wait_for(seen, what, until=lambda s: s["streak"] >= 3, timeout_s=300, interval_s=4)
 
 
 def _restart_apiserver(ts) -> None:
@@ -416,6 +422,7 @@ def test_4_identity_first_and_a_cut_short_snapshot(etcd_lab):
         input=enc_config(["identity", "aescbc"]))
     out = _run_cell(ts, "enable-encryption", {"ENC_DIR": ENC_DIR})
     assert "✓ the API server runs with --encryption-provider-config and is ready" in out, out
+    _wait_apiserver(ts, True, "the API server settled with --encryption-provider-config")
     assert "secret:" not in out  # the cell shows the config without its key
     manifest = _ok(ts, f"cat {MANIFEST}")
     assert f"- --encryption-provider-config={ENC_DIR}/enc.yaml" in manifest and f"path: {ENC_DIR}" in manifest

@@ -91,6 +91,26 @@ def stored_form(prefix: bytes) -> StoredForm:
     return StoredForm("unknown")
 
 
+_SHOWN_ENC = re.compile(r"^k8s:enc:([a-z0-9]+):(v[0-9]+):([^:]*)")
+
+
+def stored_form_shown(text: str) -> StoredForm:
+    """stored_form() of a header shown on the node as `head -c 48 | tr -c '[:alnum:]:{' '.' | cut -d: -f1-5`:
+    printable, ciphertext cut off at the key name, k8s\\0 shown as `k8s.` (no base64 blob an evidence redactor
+    would blank)."""
+    text = text.strip()
+    m = _SHOWN_ENC.match(text)
+    if m:
+        return StoredForm("encrypted", m.group(1), m.group(3))
+    if not text:
+        return StoredForm("empty")
+    if text.startswith("k8s."):
+        return StoredForm("protobuf")
+    if text.startswith("{"):
+        return StoredForm("json")
+    return StoredForm("unknown")
+
+
 @dataclass(frozen=True)
 class SnapshotStatus:
     hash: int

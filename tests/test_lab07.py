@@ -37,7 +37,8 @@ import pytest
 from helpers import environ, wait_for
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
-from kubelab.etcdfacts import (NotAConfig, encryption_providers, member_id_matches, snapshot_status, stored_form)
+from kubelab.etcdfacts import (NotAConfig, encryption_providers, member_id_matches, snapshot_status, stored_form,
+                                stored_form_shown)
 from kubelab.evidence import comparable, record_lab, replay_lab, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +104,11 @@ def test_stored_form_reads_the_value_header():
     assert stored_form(b'{"kind":"Secret"}').kind == "json"
     assert stored_form(b"").kind == "empty"
     assert stored_form(b"\x00\x01garbage").kind == "unknown"
+    # the grader's printable form (tr -c '[:alnum:]:{' '.' | cut -d: -f1-5 on the node)
+    shown = stored_form_shown("k8s:enc:aescbc:v1:key1\n")
+    assert (shown.kind, shown.provider, shown.key_name) == ("encrypted", "aescbc", "key1")
+    assert stored_form_shown("k8s..n..v1..Secret..x").kind == "protobuf"
+    assert stored_form_shown("").kind == "empty" and stored_form_shown("{.kind").kind == "json"
 
 
 def test_snapshot_status_of_etcdutl_36_and_etcdctl_34():

@@ -95,6 +95,12 @@ _twins_fresh = {"now": False}
 @pytest.hookimpl(tryfirst=True)  # before pytest-random-order reads the markers
 def pytest_collection_modifyitems(config, items):
     shuffling = config.pluginmanager.hasplugin("random_order")
+    # the plugin's own defaults read "default:..."; only an option given on the command line shuffles
+    shuffled = shuffling and any(v and not str(v).startswith("default:") for v in
+                                 (config.getoption(o, default=None) for o in
+                                  ("random_order", "random_order_bucket", "random_order_seed")))
+    if not shuffled:
+        _group_shared_cluster_modules(items)
     for item in items:
         # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
         if "twins" in item.fixturenames and not item.get_closest_marker("twins"):
@@ -103,6 +109,24 @@ def pytest_collection_modifyitems(config, items):
         # (a cluster module breaks its cluster last)
         if shuffling:
             item.add_marker(pytest.mark.random_order(disabled=True))
+
+
+def _group_shared_cluster_modules(items) -> None:
+    """Modules that use `shared_cluster` run one after another, where the first of them would, so the session boots
+    it once instead of once per run of them that a plain-twins module interrupts; a module marked
+    `leaves_cluster_dirty` (it breaks what it cannot put back) goes last among them."""
+    def module(item):
+        return item.nodeid.split("::")[0]
+
+    users = {module(i) for i in items if "shared_cluster" in i.fixturenames}
+    if not users:
+        return
+    first = next(k for k, i in enumerate(items) if module(i) in users)
+    group = [i for i in items if module(i) in users]
+    rest = [i for i in items if module(i) not in users]
+    group.sort(key=lambda i: bool(i.get_closest_marker("leaves_cluster_dirty")))  # stable: file order otherwise
+    before = [i for i in items[:first] if module(i) not in users]
+    items[:] = before + group + rest[len(before):]
 
 
 @pytest.hookimpl(hookwrapper=True)

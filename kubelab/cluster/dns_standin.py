@@ -136,4 +136,5 @@ def manifest(service_cidr: str, hosts: str) -> str:
                   "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                             {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}},
     ]
-    return "\n---\n".join(json.dumps(d) for d in docs) + "\n"
+    # one v1 List: kubectl reads a stream that starts with `{` as JSON, where a YAML `---` separator is an error
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}) + "\n"

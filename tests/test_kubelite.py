@@ -190,3 +190,15 @@ def test_lab04_live_on_the_real_cluster_replays_the_same_through_both(shared_clu
         clock = ReplayClock()
         replayed = run_lab_direct(course, "lab04", target_cls(course, load(path)), clock=clock.now, sleep=clock.sleep)
         assert comparable(replayed.to_dict()) == comparable(live.to_dict()), target_cls.__name__
+
+
+def test_a_text_answer_replays_as_the_text_even_when_it_looks_like_json():
+    """simulation (a recorded answer handed back): a pod log line that starts with `[` (busybox httpd's) comes back
+    as the same text, as the official client gives it live from a text/plain answer — not a JSON parse error."""
+    from kubelab.engine import kubelite
+
+    line = "[::ffff:10.244.1.1]:40512 200 /index.html"
+    api = kubelite.lite_api("core", lambda method, path: (200, line),
+                            lambda: __import__("kubernetes").client.ApiClient())
+    assert api.read_namespaced_pod_log("web-1", "smoke", tail_lines=1) == line
+    assert api.read_namespaced_pod_log("web-1", "smoke") == line

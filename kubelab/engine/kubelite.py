@@ -183,8 +183,9 @@ class LiteApi:
 
         from kubernetes.client.rest import RESTResponse
 
-        raw = SimpleNamespace(status=status, reason="replayed", data=text.encode(),
-                              headers={"content-type": "application/json"})
+        # a text answer (pod logs) came as text/plain: as JSON, a log line starting with `[` would not parse
+        kind = "text/plain" if types.get(str(status)) == "str" else "application/json"
+        raw = SimpleNamespace(status=status, reason="replayed", data=text.encode(), headers={"content-type": kind})
         response = RESTResponse(raw)
         response.read()
         return self._official().response_deserialize(response_data=response, response_types_map=types).data

@@ -29,7 +29,7 @@ import yaml
 from kubernetes.client import CertificatesV1Api
 from kubernetes.client.exceptions import ApiException
 
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, flag_values
 
 TEST_POD = "net-test"            # the pod the notebook creates on the worker (the grader never creates it)
 TEST_POD_NAMESPACE = "default"
@@ -55,15 +55,7 @@ def _read_node(kube, name):
         raise
 
 
-def _flag(args, name):
-    """Values of --name=V or `--name V` in a container's command/args, in order."""
-    values = []
-    for i, a in enumerate(args):
-        if a.startswith(f"--{name}="):
-            values.append(a.split("=", 1)[1])
-        elif a == f"--{name}" and i + 1 < len(args):
-            values.append(args[i + 1])
-    return values
+_flag = flag_values  # values of --name=V or `--name V`, in order
 
 
 def _flannel(course):

@@ -27,7 +27,7 @@ import shlex
 import yaml
 from kubernetes import client
 
-from kubelab.engine import check, expect_equal, expect_true, fail, load_yaml
+from kubelab.engine import check, expect_equal, expect_true, fail, load_yaml, flag_values
 
 NEW_USER = "ada"                    # the user the notebook creates (CN of its certificate)
 NEW_USER_GROUP = "lab06-readers"    # its group (O of its certificate)
@@ -47,13 +47,8 @@ DENIED = (("delete", "nodes", ""), ("update", "nodes", ""), ("create", "pods", "
 
 def _flag(args, name):
     """The last value of --name=V or `--name V` (the API server takes the last), or None."""
-    value = None
-    for i, a in enumerate(args):
-        if a.startswith(f"--{name}="):
-            value = a.split("=", 1)[1]
-        elif a == f"--{name}" and i + 1 < len(args):
-            value = args[i + 1]
-    return value
+    values = flag_values(args, name)
+    return values[-1] if values else None
 
 
 def _manifest(host):

@@ -17,7 +17,7 @@ import shlex
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, flag_values
 from kubelab.etcdfacts import (ENCRYPTING, NotAConfig, encryption_providers, member_id_matches, snapshot_status,
                                stored_form_shown)
 
@@ -64,14 +64,7 @@ def _same(given, live):
     return live is not None and given.strip() == str(live)
 
 
-def _flag(args, name):
-    values = []
-    for i, a in enumerate(args):
-        if a.startswith(f"--{name}="):
-            values.append(a.split("=", 1)[1])
-        elif a == f"--{name}" and i + 1 < len(args):
-            values.append(args[i + 1])
-    return values
+_flag = flag_values  # values of --name=V or `--name V`, in order
 
 
 def _running_apiserver_args(host):

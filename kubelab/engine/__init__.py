@@ -2,6 +2,8 @@
 
 from kubelab.engine.checks import (CheckFailed, check, eventually, expect_contains, expect_equal, expect_true,
                                    fail)
+from kubelab.engine.cmdline import flag_values
 from kubelab.engine.yamldata import load_yaml
 
-__all__ = ["CheckFailed", "check", "eventually", "expect_contains", "expect_equal", "expect_true", "fail", "load_yaml"]
+__all__ = ["CheckFailed", "check", "eventually", "expect_contains", "expect_equal", "expect_true", "fail", "flag_values",
+           "load_yaml"]

@@ -1,0 +1,338 @@
+"""Lab 11 — kube-proxy and Services: the grader against the twins' real kubeadm v1.20.2 cluster (`shared_cluster`),
+after the solution notebook's own cells ran there, and after realistic mistakes; plus the rule readers on real
+captures.
+
+Kinds of proof, named in every test's docstring:
+
+- "real 1.20 cluster on twins": the solution notebook's cells run by a real kernel against the twins (a 3-replica
+  Deployment and a NodePort Service in lab11-web, its EndpointSlices (discovery.k8s.io/v1beta1 at 1.20), the iptables
+  rules, conntrack while curling the ClusterIP, the NodePort on both node IPs, kube-proxy stopped — the old Service
+  still answers, a new one does not until it is back — and the answers recorded with %answer), graded live (recorded,
+  and the recording replayed to the same result); each mistake made for real, graded, put back. On the twins
+  kube-proxy is a systemd service (its image has no iptables) and 1.20 has no nftables mode: the live grading uses
+  course.yaml with `network.kube_proxy_mode: iptables` (what a course on a 1.20-era cluster would say), and Step 7
+  (the switch to nftables) is not run. The one change to the notebook: its image `busybox:1.37` (no registry here)
+  becomes the course's local busybox with `imagePullPolicy: Never` (kubelab.cluster.build.BUSYBOX_IMAGE).
+- "real capture": shared/realdata/iptables-save/v1.29.4_…_EXTRACT.txt (a kubeadm 1.29 node's `iptables-save`) read by
+  the grader's iptables reader.
+- "simulation": the nftables reader on a ruleset modelled on kubernetes/kubernetes pkg/proxy/nftables/proxier_test.go
+  (the rules kube-proxy's nftables mode writes), printed in `nft list table` syntax — no real nft capture exists in
+  shared/realdata.
+
+The module puts the cluster back as it found it in a `finally` (namespace lab11-web gone, kube-proxy active on
+every node, no lab11 answers, no ~/.kube/config it created), or marks the shared cluster dirty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import REPO, execute_notebook, wait_for
+from kubelab.cluster import build
+from kubelab.course import LoadedCourse
+from kubelab.evidence import comparable, record_lab, replay_lab, save
+from kubelab.engine.runner import run_lab
+from kubelab.engine.targets import SshConfigTarget
+
+LAB = "lab11"
+KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+ANSWERS = "/home/vagrant/.kubelab/answers/lab11.json"
+NOTEBOOK_IMAGE = "        image: busybox:1.37\n        imagePullPolicy: IfNotPresent\n"
+NOT_ON_120 = ("switch-nftables", "show-nft")   # Step 7: kube-proxy 1.20 has no nftables mode, the twins no nft
+ANSWER_CHECKS = {"answer_service_chain", "answer_first_endpoint"}
+REALDATA_IPTABLES = Path("/work/shared/realdata/iptables-save/"
+                         "v1.29.4_MiniK8s-SE3356-minik8s_iptables-save_control-plane_EXTRACT.txt")
+KEEP_RECORDING = os.environ.get("KUBELAB_LAB11_KEEP_RECORDING")  # where to copy the live recording (tests/data)
+
+
+def _grader():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab11_grader", REPO / "graders" / "lab11_kube_proxy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+G = _grader()
+
+
+def solution_cells() -> dict[str, nbformat.NotebookNode]:
+    nb = nbformat.read(REPO / "solutions" / LAB / "lab11_kube_proxy.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+
+
+def with_mode(course: LoadedCourse, mode: str) -> LoadedCourse:
+    """The same course.yaml asking for another kube-proxy mode (a model copy: the file, and so the evidence's
+    course digest, stay the same)."""
+    network = course.model.network.model_copy(update={"kube_proxy_mode": mode})
+    return LoadedCourse(course.model.model_copy(update={"network": network}), course.root)
+
+
+# -------------------------------------------------------------------------------------------------
+# no twins: the notebook and the grader agree; the rule readers on real and modelled rulesets
+# -------------------------------------------------------------------------------------------------
+
+def test_notebook_creates_what_the_grader_looks_for():
+    """simulation: the solution's manifests and values, parsed — the namespace, Service, port name, ports and replica
+    count the grader expects; the answers the grader recomputes recorded with %answer; the mode switch reads
+    course.yaml's mode."""
+    import yaml
+
+    cells = solution_cells()
+    values = cells["course-values"].source
+    assert f'NS, SVC, REPLICAS = "{G.NAMESPACE}", "{G.SERVICE}", {G.REPLICAS}' in values
+    assert "course.model.network.kube_proxy_mode" in values
+    create = cells["create-service"].source
+    text = create.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    text = text.replace("$NS", G.NAMESPACE).replace("$SVC", G.SERVICE).replace("$REPLICAS", str(G.REPLICAS))
+    docs = {d["kind"]: d for d in yaml.safe_load_all(text)}
+    svc, dep = docs["Service"], docs["Deployment"]
+    assert svc["spec"]["type"] == "NodePort" and svc["spec"]["selector"] == {"app": G.SERVICE}
+    assert svc["spec"]["ports"] == [{"name": G.PORT_NAME, "port": G.PORT, "targetPort": G.TARGET_PORT, "protocol": "TCP"}]
+    assert dep["spec"]["replicas"] == G.REPLICAS and dep["metadata"]["namespace"] == G.NAMESPACE
+    assert create.count(NOTEBOOK_IMAGE) == 1  # the one text the live test swaps for the local image
+    assert "%answer lab11 service_chain" in cells["record-answers"].source
+    assert "%answer lab11 first_endpoint" in cells["record-answers"].source
+    assert "mode: $KUBE_PROXY_MODE" in cells["switch-nftables"].source
+
+
+def test_iptables_reader_on_a_real_capture():
+    """real capture (shared/realdata/iptables-save, a kubeadm 1.29 node): the reader finds default/service1:fileserver's
+    KUBE-SVC chain from its ClusterIP:port, its three KUBE-SEP chains in order with their DNAT targets, and the
+    probabilities 1/3, 1/2, (rest); another port of the same ClusterIP leads to another chain; an unknown one to none."""
+    text = REALDATA_IPTABLES.read_text()
+    svc, seps = G.iptables_service(text, "10.108.64.11", 8080)
+    assert svc == "KUBE-SVC-YJOPSEYCAQBFRA2J"
+    assert seps == [("KUBE-SEP-5RGOO3QK7HUWX7JR", "10.244.1.4:8080"), ("KUBE-SEP-3WH7PNCF552PK7QF", "10.244.1.5:8080"),
+                    ("KUBE-SEP-DQ3TQJSNULRJFVPB", "10.244.1.6:8080")]
+    assert G.iptables_probabilities(text, svc) == ["0.33333333349", "0.50000000000", None]
+    assert G.iptables_service(text, "10.108.64.11", 3000)[0] == "KUBE-SVC-XFIT55N4IPARHPG5"
+    assert G.iptables_service(text, "10.96.0.10", 53, "udp")[0] == "KUBE-SVC-TCOU7JCQXEZGVUNU"
+    assert G.iptables_service(text, "10.108.64.11", 9999) == ("", [])
+    assert G.iptables_service(text, "10.108.64.12", 8080) == ("", [])
+
+
+def nft_ruleset(cluster_ip: str, endpoints: list[str], port: int = 80, chain_hash: str = "ULMVA6XW",
+                ns_svc: str = "lab11-web/web", port_name: str = "http") -> str:
+    """`nft list table ip kube-proxy` in the shape kube-proxy's nftables mode writes (upstream
+    pkg/proxy/nftables/proxier_test.go's ruleset, printed as nft lists it), for one Service port."""
+    svc = f"service-{chain_hash}-{ns_svc}/tcp/{port_name}"
+    eps = [f"endpoint-{chr(65 + i) * 8}-{ns_svc}/tcp/{port_name}__{e.replace(':', '/')}" for i, e in enumerate(endpoints)]
+    vmap = ", ".join(f"{i} : goto {name}" for i, name in enumerate(eps))
+    ep_chains = "".join(
+        f"\n\tchain {name} {{\n\t\tip saddr {e.split(':')[0]} jump mark-for-masquerade\n"
+        f"\t\tmeta l4proto tcp dnat to {e}\n\t}}\n" for name, e in zip(eps, endpoints))
+    return f"""table ip kube-proxy {{
+	comment "rules for kube-proxy"
+	map service-ips {{
+		type ipv4_addr . inet_proto . inet_service : verdict
+		comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"
+		elements = {{ 10.96.0.1 . tcp . 443 : goto service-2QRHZV4L-default/kubernetes/tcp/https,
+			     {cluster_ip} . tcp . {port} : goto {svc} }}
+	}}
+
+	chain services {{
+		ip daddr . meta l4proto . th dport vmap @service-ips
+		ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
+	}}
+
+	chain service-2QRHZV4L-default/kubernetes/tcp/https {{
+		ip daddr 10.96.0.1 tcp dport 443 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+		goto endpoint-GTK6MW7G-default/kubernetes/tcp/https__192.168.56.10/6443
+	}}
+
+	chain {svc} {{
+		ip daddr {cluster_ip} tcp dport {port} ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+		numgen random mod {len(eps)} vmap {{ {vmap} }}
+	}}
+{ep_chains}}}
+"""
+
+
+def test_nftables_reader_on_a_modelled_ruleset():
+    """simulation (upstream's nftables ruleset shape): the reader follows the service-ips element for ClusterIP . tcp
+    . 80 to the service chain and its numgen vmap in index order to three endpoint chains and their `dnat to`; a
+    one-endpoint service chain (a plain goto, no numgen) is read too; an unknown ClusterIP gives none."""
+    eps = ["10.244.1.7:8080", "10.244.1.5:8080", "10.244.1.6:8080"]
+    text = nft_ruleset("10.103.7.9", eps)
+    svc, got = G.nft_service(text, "10.103.7.9", 80)
+    assert svc == "service-ULMVA6XW-lab11-web/web/tcp/http"
+    assert [dnat for _, dnat in got] == eps and got[0][0] == "endpoint-AAAAAAAA-lab11-web/web/tcp/http__10.244.1.7/8080"
+    one = G.nft_service(text, "10.96.0.1", 443)
+    assert one[0] == "service-2QRHZV4L-default/kubernetes/tcp/https" and [e for e, _ in one[1]] == [
+        "endpoint-GTK6MW7G-default/kubernetes/tcp/https__192.168.56.10/6443"]
+    assert G.nft_service(text, "10.103.7.10", 80) == ("", [])
+
+
+# -------------------------------------------------------------------------------------------------
+# live on the real 1.20 cluster
+# -------------------------------------------------------------------------------------------------
+
+def _ssh(ts, node: str, cmd: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n sh -c {shlex.quote(cmd)}"],
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def _ok(ts, node, cmd, timeout=120, input=None) -> str:
+    p = _ssh(ts, node, cmd, timeout=timeout, input=input)
+    assert p.returncode == 0, (node, cmd, p.stdout[-500:], p.stderr[-500:])
+    return p.stdout
+
+
+def _grade(state, record: Path | None = None):
+    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
+    try:
+        if record is None:
+            return run_lab(state["course"], LAB, target)
+        live, evidence = record_lab(state["course"], LAB, target)
+        save(evidence, record)
+        return live
+    finally:
+        target.close()
+
+
+def _by_id(result) -> dict:
+    return {c.id: c for c in result.checks}
+
+
+def _not_passing(result) -> dict[str, str]:
+    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
+
+
+def _proxies_active(ts, course) -> bool:
+    return all(_ssh(ts, n.name, "systemctl is-active kube-proxy").stdout.strip() == "active" for n in course.model.nodes)
+
+
+def _restore(state, made_kubeconfig: bool) -> list[str]:
+    """The cluster as the module found it; what could not be put back."""
+    ts, course = state["ts"], state["course"]
+    problems = []
+    for n in course.model.nodes:
+        p = _ssh(ts, n.name, "systemctl start kube-proxy")
+        if p.returncode != 0:
+            problems.append(f"{n.name}: start kube-proxy: {p.stderr.strip()[-200:]}")
+    cmd = (f"{KUBECTL} delete namespace {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
+           + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
+    p = _ssh(ts, course.model.control_plane.name, cmd, timeout=180)
+    if p.returncode != 0:
+        problems.append(f"cleanup: {p.stderr.strip()[-200:]}")
+    if not _proxies_active(ts, course):
+        problems.append("kube-proxy is not active on every node")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def lab11(shared_cluster, tmp_path_factory):
+    """The solution notebook run on the shared cluster (Step 7 left out), then its graded, recorded state; put back
+    afterwards."""
+    ts = shared_cluster["ts"]
+    course = with_mode(shared_cluster["course"], "iptables")
+    made_kubeconfig = _ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    folder = tmp_path_factory.mktemp("lab11")
+    state = {"course": course, "ts": ts}
+    try:
+        cells = solution_cells()
+        run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab11" and gid not in NOT_ON_120]
+        create = cells["create-service"]
+        create.source = create.source.replace(
+            NOTEBOOK_IMAGE, f"        image: {build.BUSYBOX_IMAGE}\n        imagePullPolicy: Never\n")
+        nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                           "language": "python"}})
+        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
+        t0 = time.monotonic()
+        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["notebook_s"] = time.monotonic() - t0
+        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
+                            for c in nb.cells}
+        print(f"lab11 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
+        t0 = time.monotonic()
+        state["evidence"] = folder / "solved.evidence.json"
+        state["live"] = _grade(state, record=state["evidence"])
+        print(f"lab11 graded live (recording) in {time.monotonic() - t0:.1f}s")
+        if KEEP_RECORDING:
+            shutil.copy(state["evidence"], KEEP_RECORDING)
+        yield state
+    finally:
+        problems = _restore(state, made_kubeconfig)
+        if problems:
+            shared_cluster["dirty"] = True
+            print("lab11 could not put the cluster back:", problems)
+
+
+@pytest.mark.cluster
+def test_solution_notebook_on_the_cluster_earns_full_marks_and_replays(lab11):
+    """real 1.20 cluster on twins: after the solution notebook's cells (Steps 1-6 and 8), every check passes on
+    both nodes and the recording replays to the same result; the notebook's own output shows the lab's claims — the
+    EndpointSlices served as discovery.k8s.io/v1beta1, the probabilities 1/3 and 1/2, conntrack's reply tuple from a
+    pod, and with kube-proxy stopped the old Service answering while the new one did not, until it was back."""
+    out = lab11["outputs"]
+    for gid in ("show-slices", "check-slices", "show-kube-proxy", "show-iptables", "show-conntrack", "show-nodeport",
+                "stop-kube-proxy", "check-stopped", "find-answers"):
+        print(f"--- {gid}\n{out.get(gid, '')}")
+    assert "discovery.k8s.io/v1beta1" in out["show-slices"]
+    assert "✓ the slice followed the Deployment" in out["check-slices"]
+    assert "proxyMode: iptables" in out["show-kube-proxy"]
+    assert "--probability 0.33333333349" in out["show-iptables"] and "--probability 0.50000000000" in out["show-iptables"]
+    assert "src=10.244." in out["show-conntrack"], out["show-conntrack"]
+    stopped = out["stop-kube-proxy"]
+    assert "existing Service" in stopped and "FAILED" not in stopped.split("existing Service", 1)[1].splitlines()[0]
+    assert "new Service" in stopped and "no answer" in stopped and "rules for web-new: 0" in stopped, stopped
+    assert "FAILED" not in out["check-stopped"] and "healthz: 200" in out["check-stopped"], out["check-stopped"]
+    live = lab11["live"]
+    assert _not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
+                                     if str(c.status) != "pass"]
+    assert live.score == live.max_score
+    replayed, _ = replay_lab(lab11["course"], LAB, lab11["evidence"])
+    assert comparable(replayed.to_dict()) == comparable(live.to_dict())
+
+
+@pytest.mark.cluster
+def test_wrong_answers_fail_without_giving_the_live_values_away(lab11):
+    """real 1.20 cluster on twins: the answers file rewritten with another KUBE-SVC chain and another endpoint — the
+    two answer checks fail showing the learner's values, never the live ones; the rest passes."""
+    ts = lab11["ts"]
+    original = _ok(ts, "master", f"cat {ANSWERS}")
+    live = {k: v["value"] for k, v in json.loads(original).items()}
+    wrong = {k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"}
+             for k, v in {"service_chain": "KUBE-SVC-NPX46M4PTMTKRN6Y", "first_endpoint": "10.244.9.9:8080"}.items()}
+    _ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
+    try:
+        result = _grade(lab11)
+    finally:
+        _ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
+    got = _by_id(result)
+    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+    for check, key in (("answer_service_chain", "service_chain"), ("answer_first_endpoint", "first_endpoint")):
+        c = got[f"{check}[cluster]"]
+        assert c.actual == wrong[key]["value"] and c.expected.startswith("the value of ")
+        assert live[key] not in f"{c.expected} {c.actual} {c.message}", (check, c.message)
+
+
+@pytest.mark.cluster
+def test_stopped_kube_proxy_on_the_worker_fails_there(lab11):
+    """real 1.20 cluster on twins: the worker's kube-proxy stopped (systemctl stop; its rules stay in the kernel) —
+    kube_proxy_running fails on the worker naming the inactive systemd unit, with the hint for both ways of running
+    it; the worker's mode and rules checks are blocked; the ClusterIP and NodePort still answer there (the rules
+    outlive kube-proxy) and the master passes everything."""
+    ts, course = lab11["ts"], lab11["course"]
+    _ok(ts, "worker", "systemctl stop kube-proxy")
+    try:
+        result = _grade(lab11)
+    finally:
+        _ok(ts, "worker", "systemctl start kube-proxy")
+    r = _by_id(result)["kube_proxy_running[worker]"]
+    assert str(r.status) == "fail" and "systemd unit kube-proxy inactive" in r.actual, (r.expected, r.actual)
+    assert "systemctl status kube-proxy" in r.hint and "rollout restart daemonset kube-proxy" in r.hint
+    assert _not_passing(result) == {"kube_proxy_running[worker]": "fail", "kube_proxy_mode[worker]": "blocked",
+                                    "rules[worker]": "blocked"}
+    wait_for(lambda: _proxies_active(ts, course), "kube-proxy active on every node", timeout_s=60)

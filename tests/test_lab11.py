@@ -300,3 +300,92 @@ def test_stopped_kube_proxy_on_the_worker_fails_there(lab11):
     assert _not_passing(result) == {"kube_proxy_running[worker]": "fail", "kube_proxy_mode[worker]": "blocked",
                                     "rules[worker]": "blocked"}
     wait_for(lambda: _proxies_active(ts, course), "kube-proxy active on every node", timeout_s=60)
+
+
+# -------------------------------------------------------------------------------------------------
+# Step 7 (1.36 only) and course.yaml's kube_proxy_mode, without twins
+# -------------------------------------------------------------------------------------------------
+
+# `kubectl -n kube-system get configmap kube-proxy -o yaml` on a kubeadm cluster, shortened (kubeadm writes the full
+# defaulted KubeProxyConfiguration into config.conf; `mode: ""` means iptables on Linux). Modelled on kubeadm's own
+# output: shared/realdata holds the DaemonSet that mounts it (cluster-info-dump v1.28) but not the ConfigMap.
+KUBEADM_KUBE_PROXY_CM = """apiVersion: v1
+data:
+  config.conf: |-
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1
+    bindAddress: 0.0.0.0
+    clientConnection:
+      kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
+    clusterCIDR: 10.244.0.0/16
+    detectLocalMode: ""
+    iptables:
+      masqueradeAll: false
+      minSyncPeriod: 0s
+    ipvs:
+      scheduler: ""
+    kind: KubeProxyConfiguration
+    metricsBindAddress: ""
+    mode: ""
+    nftables:
+      masqueradeAll: false
+    winkernel:
+      networkName: ""
+  kubeconfig.conf: |-
+    apiVersion: v1
+    kind: Config
+kind: ConfigMap
+metadata:
+  labels:
+    app: kube-proxy
+  name: kube-proxy
+  namespace: kube-system
+"""
+
+
+def test_switch_cell_sets_only_the_mode_and_restarts_the_daemonset(tmp_path):
+    """simulation (kubectl replaced by a stand-in serving a ConfigMap modelled on kubeadm's kube-proxy ConfigMap): the
+    solution's Step 7 cell changes exactly one line of config.conf — `mode:` to course.yaml's kube_proxy_mode —
+    applies the ConfigMap, then restarts the DaemonSet and waits for the rollout (a running kube-proxy never rereads
+    its configuration)."""
+    import yaml
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "kubectl").write_text(
+        "#!/bin/sh\n"
+        f'echo "kubectl $*" >> {calls}\n'
+        f'case "$*" in *"get configmap kube-proxy -o yaml"*) cat {tmp_path / "cm.yaml"};; '
+        f'*"apply -f "*) cp "$3" {tmp_path / "applied.yaml"};; esac\n')
+    (bin_dir / "kubectl").chmod(0o755)
+    (tmp_path / "cm.yaml").write_text(KUBEADM_KUBE_PROXY_CM)
+    lines = solution_cells()["switch-nftables"].source.splitlines()[1:]
+    script = "\n".join(ln for ln in lines if "### " not in ln).replace("/tmp/kube-proxy-cm.yaml", str(tmp_path / "cm-edit.yaml"))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KUBE_PROXY_MODE": "nftables"}
+    p = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    applied = (tmp_path / "applied.yaml").read_text()
+    before, after = yaml.safe_load(KUBEADM_KUBE_PROXY_CM), yaml.safe_load(applied)
+    conf_before, conf_after = yaml.safe_load(before["data"]["config.conf"]), yaml.safe_load(after["data"]["config.conf"])
+    assert conf_before["mode"] == "" and conf_after["mode"] == "nftables"
+    assert {k: v for k, v in conf_after.items() if k != "mode"} == {k: v for k, v in conf_before.items() if k != "mode"}
+    assert after["data"]["kubeconfig.conf"] == before["data"]["kubeconfig.conf"]
+    done = calls.read_text().splitlines()
+    assert done[-2:] == ["kubectl -n kube-system rollout restart daemonset kube-proxy",
+                         "kubectl -n kube-system rollout status daemonset kube-proxy --timeout=180s"], done
+
+
+@pytest.mark.parametrize("mode,ok", [("nftables", True), ("iptables", True), ("ipvs", True), ("userspace", False),
+                                     ("NFTables", False)])
+def test_course_kube_proxy_mode_is_one_kube_proxy_knows(mode, ok):
+    """simulation: course.yaml's network.kube_proxy_mode — the modes kube-proxy 1.36 has on Linux are accepted;
+    userspace (removed in 1.26) or a misspelling is rejected naming the key."""
+    from kubelab.course import CourseProblems, parse_course
+
+    text = (REPO / "course.yaml").read_text().replace("kube_proxy_mode: nftables", f"kube_proxy_mode: {mode}")
+    if ok:
+        assert parse_course(text).network.kube_proxy_mode == mode
+    else:
+        with pytest.raises(CourseProblems) as e:
+            parse_course(text)
+        assert "network.kube_proxy_mode" in str(e.value)

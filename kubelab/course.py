@@ -147,8 +147,9 @@ class Network(_Strict):
     private_subnet: NetworkText
     pod_cidr: NetworkText
     service_cidr: NetworkText
-    # the mode kube-proxy runs in at the end of Lab 11; kubeadm's default (unset) is iptables
-    kube_proxy_mode: Literal["iptables", "nftables", "ipvs"] = "iptables"
+    # the mode kube-proxy runs in at the end of Lab 11 (whose grader reads iptables and nftables rules);
+    # kubeadm's default (unset) is iptables
+    kube_proxy_mode: Literal["iptables", "nftables"] = "iptables"
 
     @model_validator(mode="after")
     def _no_overlap(self) -> "Network":

@@ -104,3 +104,15 @@ def settled_time() -> dict:
 
     clock = ReplayClock()
     return {"clock": clock.now, "sleep": clock.sleep}
+
+
+def load_grader(filename: str):
+    """graders/<filename> as a module of its own (not registered in sys.modules), for calling its checks and
+    helpers directly."""
+    import importlib.util
+
+    path = REPO / "graders" / filename
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -17,7 +17,6 @@ audit flags), and no CSR, RBAC objects, namespace, files or answers of this lab 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -28,7 +27,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from helpers import REPO, execute_notebook, settled_time, shared_realdata, wait_for
+from helpers import REPO, execute_notebook, load_grader, settled_time, shared_realdata, wait_for
 from kubelab.engine import CheckFailed
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
@@ -43,14 +42,7 @@ PHASE_2 = ("load-extension", "lab-values", "rbac", "check-rbac", "admission", "c
            "show-event", "answer-event")
 
 
-def _grader():
-    spec = importlib.util.spec_from_file_location("lab06_grader", REPO / "graders" / "lab06_api_server.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-GRADER = _grader()
+GRADER = load_grader("lab06_api_server.py")
 
 
 def _solution():

@@ -34,7 +34,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import environ, settled_time, wait_for
+from helpers import environ, load_grader, settled_time, wait_for
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
 from kubelab.etcdfacts import (NotAConfig, encryption_providers, member_id_matches, snapshot_status, stored_form,
@@ -137,15 +137,6 @@ def test_member_id_as_the_learner_may_write_it():
         assert not member_id_matches(bad, mid), bad
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab07_grader", REPO / "graders" / "lab07_etcd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_encryption_cell_on_a_real_kubeadm_manifest(tmp_path):
     """simulation on shared/realdata/static-pod-manifests (kubeadm v1.29's kube-apiserver.yaml, the layout kubeadm
     still writes): the notebook's enable-encryption cell, its own bash, with stand-ins for what needs a cluster
@@ -180,7 +171,7 @@ def test_encryption_cell_on_a_real_kubeadm_manifest(tmp_path):
     pod = yaml.safe_load(manifest.read_text())
     c = pod["spec"]["containers"][0]
     assert c["command"][:2] == ["kube-apiserver", f"--encryption-provider-config={enc}/enc.yaml"]
-    grader = _grader()
+    grader = load_grader("lab07_etcd.py")
     assert grader._mounted(pod, f"{enc}/enc.yaml")
     assert (tmp_path / "backup.yaml").read_text() == (shared_realdata("static-pod-manifests") /
                                                     "v1.29.0_zetaoss-zeta-linux_kube-apiserver.yaml").read_text()

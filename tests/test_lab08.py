@@ -18,7 +18,6 @@ every container in one line, `{name: main, image: busybox:1.37, ...}`, so the im
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import execute_notebook, settled_time, wait_for
+from helpers import execute_notebook, load_grader, settled_time, wait_for
 from kubelab.cluster import build
 from kubelab.course import load_course
 from kubelab.engine.runner import run_lab
@@ -48,14 +47,7 @@ TWIN_IMAGE = f"image: {build.BUSYBOX_IMAGE}, imagePullPolicy: Never"
 ANSWER_CHECKS = {"lease_holder_answer", "scheduled_node_answer", "unavailable_nodes_answer"}
 
 
-def _grader():
-    spec = importlib.util.spec_from_file_location("lab08_grader", REPO / "graders" / "lab08_scheduler.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-G = _grader()
+G = load_grader("lab08_scheduler.py")
 COURSE_MODEL = load_course(REPO).model
 
 

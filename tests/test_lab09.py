@@ -37,7 +37,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import clean_environ, environ, settled_time, wait_for
+from helpers import clean_environ, environ, load_grader, settled_time, wait_for
 from kubelab.cluster import build
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
@@ -46,6 +46,7 @@ from kubelab.evidence import comparable, record_lab, replay_lab, save
 REPO = Path(__file__).resolve().parents[1]
 LAB = "lab09"
 NS = "lab09"
+GRADER_FILE = "lab09_controller_manager.py"
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 MANIFEST = "/etc/kubernetes/manifests/kube-controller-manager.yaml"
 PARKED = "/etc/kubernetes/kube-controller-manager.yaml"
@@ -308,11 +309,7 @@ def test_cascading_delete_fails_the_orphan_check_and_a_wrong_answer_hides_the_li
 def test_ready_time_comparator_accepts_the_same_second_in_any_form():
     """unit: the worker_ready_since comparator — the API's `...Z` form and an explicit offset match to the second;
     another second, or not a time, does not."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab09_grader", REPO / "graders" / "lab09_controller_manager.py")
-    grader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grader)
+    grader = load_grader(GRADER_FILE)
     live = datetime(2026, 11, 30, 6, 1, 2, tzinfo=timezone.utc)
     assert grader._same_instant("2026-11-30T06:01:02Z", live)
     assert grader._same_instant("2026-11-30T07:01:02+01:00", live)
@@ -326,12 +323,7 @@ def test_ready_time_comparator_accepts_the_same_second_in_any_form():
 # -------------------------------------------------------------------------------------------------
 
 def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab09_grader_sim", REPO / "graders" / "lab09_controller_manager.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_grader(GRADER_FILE)
 
 
 class _Api:

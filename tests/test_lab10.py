@@ -33,7 +33,7 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, execute_notebook, settled_time, wait_for
+from helpers import REPO, execute_notebook, load_grader, settled_time, wait_for
 from kubelab.cluster import build
 from kubelab.evidence import comparable, record_lab, replay_lab, save
 from kubelab.evidence.model import load
@@ -50,16 +50,7 @@ NOTEBOOK_IMAGE = "    image: busybox:1.37\n    imagePullPolicy: IfNotPresent\n"
 ANSWER_CHECKS = {"answer_config_hash", "answer_lease_duration", "answer_client_serial"}
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab10_grader", REPO / "graders" / "lab10_kubelet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _grader()
+G = load_grader("lab10_kubelet.py")
 
 
 def solution_cells() -> dict[str, nbformat.NotebookNode]:

@@ -234,6 +234,9 @@ def lab(shared_cluster, tmp_path_factory):
     finally:
         try:
             _scheduler_back(ts)
+            # the pods first, without their grace period: `sleep` as PID 1 ignores SIGTERM, so a plain namespace
+            # delete waited out 30 s per pod wave (~85 s)
+            _ok(ts, f"{KUBECTL} -n {NS} delete pods --all --ignore-not-found --grace-period=0 --force", timeout=120)
             _ok(ts, f"{KUBECTL} delete namespace {NS} --ignore-not-found --timeout=180s", timeout=240)
             _write_answers(ts, None)
         except BaseException:

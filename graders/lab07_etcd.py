@@ -15,9 +15,8 @@ import json
 import shlex
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
-from kubelab.engine import check, expect_equal, expect_true, fail, flag_values
+from kubelab.engine import check, expect_equal, expect_true, fail, flag_values, read_or_none
 from kubelab.etcdfacts import (ENCRYPTING, NotAConfig, encryption_providers, member_id_matches, snapshot_status,
                                stored_form_shown)
 
@@ -136,12 +135,9 @@ def test_etcdctl_reaches_etcd(host):
        hint=f"Create it (`kubectl create namespace {NAMESPACE}`, `kubectl -n {NAMESPACE} create configmap {CONFIGMAP} "
             f"--from-literal=...`); it is then the key {configmap_key()}.")
 def test_configmap_in_etcd(host, kube):
-    try:
-        cm = kube.core.read_namespaced_config_map(CONFIGMAP, NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            fail(f"ConfigMap {NAMESPACE}/{CONFIGMAP}", "none", what="kubectl get configmap")
-        raise
+    cm = read_or_none(kube.core.read_namespaced_config_map, CONFIGMAP, NAMESPACE)
+    if cm is None:
+        fail(f"ConfigMap {NAMESPACE}/{CONFIGMAP}", "none", what="kubectl get configmap")
     meta = _key_meta(host, configmap_key())
     if meta is None:
         fail(f"the key {configmap_key()}", "none in etcd", what="etcdctl get --keys-only")
@@ -264,12 +260,8 @@ def test_encryption_config(host):
             "`kubectl get secrets -A -o json | kubectl replace -f -`. Then `etcdctl get "
             f"{secret_key()} --print-value-only | head -c 40` starts with k8s:enc:aescbc:v1:.")
 def test_secret_encrypted(host, kube):
-    try:
-        kube.core.read_namespaced_secret(SECRET, NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            fail(f"Secret {NAMESPACE}/{SECRET}", "none", what="kubectl get secret")
-        raise
+    if read_or_none(kube.core.read_namespaced_secret, SECRET, NAMESPACE) is None:
+        fail(f"Secret {NAMESPACE}/{SECRET}", "none", what="kubectl get secret")
     # the value's first bytes only, made printable and cut after the key name: the header says how it was stored,
     # never holds the data, and is no base64 blob that evidence redaction would blank
     r = host.run(f"{ETCDCTL} get {shlex.quote(secret_key())} --print-value-only | head -c {PREFIX_BYTES} "

@@ -22,9 +22,7 @@ saying the events are gone and how to make them again, rather than guess.
 import calendar
 import re
 
-from kubernetes.client.exceptions import ApiException
-
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, read_or_none
 
 NAMESPACE = "lab08"
 MANUAL_POD = "manual"        # bound by hand while the scheduler was stopped
@@ -43,12 +41,10 @@ AVAILABLE = re.compile(r"(\d+)/(\d+) nodes are available")
 # ------------------------------------------------------------------------------------------------
 
 def _pod(kube, name):
-    try:
-        return kube.core.read_namespaced_pod(name, NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            fail(f"pod {NAMESPACE}/{name}", "none", what="the notebook's pod")
-        raise
+    pod = read_or_none(kube.core.read_namespaced_pod, name, NAMESPACE)
+    if pod is None:
+        fail(f"pod {NAMESPACE}/{name}", "none", what="the notebook's pod")
+    return pod
 
 
 def _events(kube, pod):
@@ -147,12 +143,9 @@ def test_scheduler_running(kube, course):
 def test_scheduler_leading(kube, hosts, course):
     cp = course.control_plane.name
     now = _now(hosts, course)
-    try:
-        lease = kube.coordination.read_namespaced_lease(SCHEDULER_LEASE[1], SCHEDULER_LEASE[0])
-    except ApiException as e:
-        if e.status == 404:
-            fail("the Lease kube-system/kube-scheduler", "none", what="scheduler leader election")
-        raise
+    lease = read_or_none(kube.coordination.read_namespaced_lease, SCHEDULER_LEASE[1], SCHEDULER_LEASE[0])
+    if lease is None:
+        fail("the Lease kube-system/kube-scheduler", "none", what="scheduler leader election")
     holder = lease.spec.holder_identity or "(none)"
     expect_true(holder.startswith(f"{cp}_"), f"{cp}_<id> (the scheduler on {cp})", holder,
                 what="holderIdentity of kube-system/kube-scheduler")

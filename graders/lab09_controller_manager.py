@@ -19,9 +19,7 @@ What the notebook leaves behind, and what each check reads from it:
 import calendar
 from datetime import datetime, timezone
 
-from kubernetes.client.exceptions import ApiException
-
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, read_or_none
 
 LAB = "lab09"
 NAMESPACE = "lab09"
@@ -41,16 +39,6 @@ NODE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 # ------------------------------------------------------------------------------------------------
 # helpers (no checks)
 # ------------------------------------------------------------------------------------------------
-
-def _read(reader, *args):
-    """reader(*args), or None where the object does not exist."""
-    try:
-        return reader(*args)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-
 
 def _controller(obj):
     """The ownerReference with controller: true, or None."""
@@ -110,7 +98,7 @@ def _same_instant(given, live):
             "ReplicaSet, and the ReplicaSet's ownerReferences name the Deployment (controller: true, the same uid). "
             "A pod with no owner was created by hand; a ReplicaSet with no owner was orphaned.")
 def test_ownership_chain(kube):
-    deploy = _read(kube.apps.read_namespaced_deployment, WEB, NAMESPACE)
+    deploy = read_or_none(kube.apps.read_namespaced_deployment, WEB, NAMESPACE)
     if deploy is None:
         fail(f"Deployment {NAMESPACE}/{WEB}", "none", what="kubectl get deploy")
     rs = _current_replicaset(kube, deploy)
@@ -155,7 +143,7 @@ def test_scaled_up(kube):
             "(background): the ReplicaSet and its pods go with it, and you have to create the Deployment again "
             "(Step 5) and orphan it.")
 def test_orphaned_replicaset(kube):
-    left = _read(kube.apps.read_namespaced_deployment, KEEP, NAMESPACE)
+    left = read_or_none(kube.apps.read_namespaced_deployment, KEEP, NAMESPACE)
     expect_true(left is None, f"no Deployment {KEEP} (deleted)", f"Deployment {KEEP} still exists",
                 what=f"kubectl -n {NAMESPACE} get deploy {KEEP}")
     sets = kube.apps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={KEEP}").items
@@ -190,12 +178,12 @@ def test_controller_manager_leading(kube, hosts, course):
     manifest = hosts[cp.name].run("sudo -n test -f %s", CM_MANIFEST).rc == 0
     expect_true(manifest, CM_MANIFEST, "missing (moved out)", what="the controller manager's static pod manifest")
     pod_name = f"kube-controller-manager-{cp.name}"
-    pod = _read(kube.core.read_namespaced_pod, pod_name, "kube-system")
+    pod = read_or_none(kube.core.read_namespaced_pod, pod_name, "kube-system")
     if pod is None:
         fail(f"pod kube-system/{pod_name} Ready", "none", what="the controller manager's static pod")
     ready = next((c.status for c in (pod.status.conditions or []) if c.type == "Ready"), "Unknown")
     expect_equal(ready, "True", what=f"Ready of kube-system/{pod_name}")
-    lease = _read(kube.coordination.read_namespaced_lease, CM_LEASE, "kube-system")
+    lease = read_or_none(kube.coordination.read_namespaced_lease, CM_LEASE, "kube-system")
     if lease is None:
         fail(f"Lease kube-system/{CM_LEASE}", "none", what="leader election")
     holder = lease.spec.holder_identity or "(none)"
@@ -217,7 +205,7 @@ def test_controller_manager_leading(kube, hosts, course):
             "node.kubernetes.io/unreachable taints it added. `kubectl describe node <worker>` shows conditions "
             "and taints; `journalctl -u kubelet` why a kubelet does not start.")
 def test_worker_back(host, kube, hosts, course, node):
-    n = _read(kube.core.read_node, node.name)
+    n = read_or_none(kube.core.read_node, node.name)
     if n is None:
         fail(f"a Node {node.name}", "none", what="kubectl get node")
     ready = _ready_condition(n)
@@ -226,7 +214,7 @@ def test_worker_back(host, kube, hosts, course, node):
         if ready is not None and ready.reason:
             why += f" ({ready.reason})"
         fail("Ready=True", why, what=f"node {node.name}")
-    lease = _read(kube.coordination.read_namespaced_lease, node.name, "kube-node-lease")
+    lease = read_or_none(kube.coordination.read_namespaced_lease, node.name, "kube-node-lease")
     age = _age(_now(hosts, course), lease.spec.renew_time) if lease is not None else None
     expect_true(age is not None and age <= NODE_LEASE_FRESH_S, f"renewed within {NODE_LEASE_FRESH_S}s",
                 f"renewed {age}s ago: its kubelet stopped" if age is not None else "no Lease",

@@ -14,9 +14,8 @@ Three groups of checks:
 import calendar
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import api_status, check, expect_equal, expect_true, fail, read_or_none
 
 LAB = "lab10"
 STATIC_POD = "static-web"                # the static pod the notebook writes on the worker
@@ -41,12 +40,10 @@ def _manifest_path():
 
 def _mirror(kube, node_name):
     name = f"{STATIC_POD}-{node_name}"
-    try:
-        return kube.core.read_namespaced_pod(name, STATIC_POD_NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            fail(f"the mirror pod {STATIC_POD_NAMESPACE}/{name}", "none", what="kubectl get pod")
-        raise
+    pod = read_or_none(kube.core.read_namespaced_pod, name, STATIC_POD_NAMESPACE)
+    if pod is None:
+        fail(f"the mirror pod {STATIC_POD_NAMESPACE}/{name}", "none", what="kubectl get pod")
+    return pod
 
 
 def _configz(kube, node_name):
@@ -58,7 +55,9 @@ def _configz(kube, node_name):
         response = api.call_api(*request)
         response.read()
         data = api.response_deserialize(response, {"200": "object"}).data
-    except ApiException as e:
+    except Exception as e:
+        if api_status(e) is None:
+            raise
         body = e.body.decode("utf-8", "replace") if isinstance(e.body, bytes) else (e.body or e.reason or "")
         fail("the kubelet's configz through the API server", f"HTTP {e.status}: {body.strip()[:200]}",
              what=f"kubectl get --raw /api/v1/nodes/{node_name}/proxy/configz")

@@ -90,3 +90,29 @@ def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_
         if time.monotonic() >= deadline:
             pytest.fail(f"waited {timeout_s:.0f}s for {what}; last seen: {seen!r}", pytrace=False)
         time.sleep(interval_s)
+
+
+def settled_time() -> dict:
+    """run_lab's (and record_lab's) clock for grading a state that stays as it is while the checks poll: a component
+    stopped or a file moved on purpose, with nothing running that would put it back. On virtual time a polling
+    check (wait_s, eventually()) gives up at once instead of waiting out its whole timeout for nothing; every
+    observation is still made live, as often as on real time, only the sleeps between them are skipped. Not for a
+    state still on its way (a node about to turn NotReady, a static pod restarting): grade that on real time.
+
+    `run_lab(course, lab, target, **settled_time())`."""
+    from kubelab.evidence.replay import ReplayClock
+
+    clock = ReplayClock()
+    return {"clock": clock.now, "sleep": clock.sleep}
+
+
+def load_grader(filename: str):
+    """graders/<filename> as a module of its own (not registered in sys.modules), for calling its checks and
+    helpers directly."""
+    import importlib.util
+
+    path = REPO / "graders" / filename
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

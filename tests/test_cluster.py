@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_course, wait_for
+from helpers import make_course, settled_time, wait_for
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
 from kubelab.engine.kube import Kube
@@ -154,7 +154,8 @@ def test_probe_grader_passes_on_the_healthy_cluster_and_replays(cluster, tmp_pat
 
 def test_scheduler_moved_out_leaves_a_new_pod_pending(cluster, tmp_path):
     """real 1.20 cluster on twins: the scheduler's manifest moved out — a new pod stays Pending and the
-    scheduler's Lease runs out; put back, the scheduler is running and holds its Lease again."""
+    scheduler's Lease runs out; put back, the scheduler is running and holds its Lease again. Graded on virtual time
+    once the Lease ran out (nothing schedules meanwhile): pods_scheduled's polls give up at once."""
     ts = cluster["ts"]
     course = _probe_course(tmp_path)
     moved = _ssh(ts, "master", "mv /etc/kubernetes/manifests/kube-scheduler.yaml /root/")
@@ -170,7 +171,7 @@ def test_scheduler_moved_out_leaves_a_new_pod_pending(cluster, tmp_path):
                  until=lambda al: al[0] > al[1], timeout_s=90)
         target = SshConfigTarget(course, ts.ssh_config_file())
         try:
-            result = run_lab(course, "lab90", target)
+            result = run_lab(course, "lab90", target, **settled_time())  # nothing schedules while it grades
         finally:
             target.close()
         got = {c.check: c for c in result.checks}
@@ -207,7 +208,8 @@ def _worker_ready(ts) -> str:
 
 def test_worker_kubelet_stopped_makes_the_node_not_ready(cluster, tmp_path):
     """real 1.20 cluster on twins: the worker's kubelet stopped — once the node controller marks it (its Lease
-    stale for node-monitor-grace-period), nodes_ready fails naming the worker; kubelet started again, Ready again."""
+    stale for node-monitor-grace-period), nodes_ready fails naming the worker; kubelet started again, Ready again.
+    The wait for NotReady is real; the grading after it is on virtual time (the kubelet stays stopped meanwhile)."""
     ts = cluster["ts"]
     course = _probe_course(tmp_path)
     stopped = _ssh(ts, "worker", "systemctl stop kubelet")
@@ -217,7 +219,7 @@ def test_worker_kubelet_stopped_makes_the_node_not_ready(cluster, tmp_path):
                  until=lambda s: s in ("False", "Unknown"), timeout_s=120)
         target = SshConfigTarget(course, ts.ssh_config_file())
         try:
-            result = run_lab(course, "lab90", target)
+            result = run_lab(course, "lab90", target, **settled_time())  # the kubelet stays stopped while it grades
         finally:
             target.close()
     finally:

@@ -268,3 +268,28 @@ def test_a_check_needing_a_skipped_check_is_skipped_too(tmp_path):
         assert dep.status is Status.SKIPPED and dep.message == "applies when the course's CNI is flannel"
     result = run_lab(course, "lab90", LocalTarget(course))
     assert (result.score, result.max_score, result.status) == (1, 1, "passed")
+
+
+def test_read_or_none_tells_a_missing_object_from_other_api_errors():
+    """unit, with the official client's own exceptions: read_or_none gives None for the API's 404 (ApiException and
+    its NotFoundException subclass) and raises every other error as it came; api_status is None for an exception
+    that is not the API's."""
+    from kubernetes.client.exceptions import ApiException, NotFoundException
+
+    from kubelab.engine import api_status, read_or_none
+
+    def raising(exc):
+        def read(*args, **kwargs):
+            raise exc
+        return read
+
+    assert read_or_none(lambda name, ns: (name, ns), "web", ns="lab09") == ("web", "lab09")
+    assert read_or_none(raising(ApiException(status=404, reason="Not Found"))) is None
+    assert read_or_none(raising(NotFoundException(status=404, reason="Not Found"))) is None
+    forbidden = ApiException(status=403, reason="Forbidden")
+    with pytest.raises(ApiException) as e:
+        read_or_none(raising(forbidden))
+    assert e.value is forbidden and api_status(forbidden) == 403
+    with pytest.raises(ConnectionError):
+        read_or_none(raising(ConnectionError("refused")))
+    assert api_status(ConnectionError("refused")) is None

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from helpers import REPO, kubelab, make_course, wait_for
+from helpers import REPO, kubelab, make_course, settled_time, wait_for
 from kubelab.cluster import cluster as cl
 from kubelab.course import load_course
 from kubelab.engine.runner import run_lab
@@ -223,10 +223,11 @@ def _grade_cli(ssh_config, tmp_path, name):
     return p, {c["check"]: c for c in live["checks"]}
 
 
-def _grade(course, ts):
+def _grade(course, ts, settled: bool = False):
+    """Graded live; `settled`: on virtual time, for a state that stays broken while the checks poll (helpers)."""
     target = SshConfigTarget(course, ts.ssh_config_file())
     try:
-        return _by_check(run_lab(course, LAB, target))
+        return _by_check(run_lab(course, LAB, target, **(settled_time() if settled else {})))
     finally:
         target.close()
 
@@ -286,7 +287,8 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
     """Real 1.20 cluster on twins, four realistic breaks at once: the scheduler's manifest moved out (its mirror pod
     goes away), a PKI file and scheduler.conf moved away, kubeadm's ClusterRoleBinding for joining tokens deleted
     (a deleted or expired token is no break: see the next-day test). Each fails its own check with
-    expected vs actual; the others still pass. Everything is put back afterwards."""
+    expected vs actual; the others still pass. Everything is put back afterwards. Graded on virtual time (the
+    breaks stay while it grades): control_plane_pods' polls give up at once instead of waiting 60 s."""
     ts = init_cluster["ts"]
     listed = _ssh(ts, "master", "kubeadm token list").stdout.splitlines()
     token = listed[1].split()[0].split(".")[0] if len(listed) > 1 else ""
@@ -299,7 +301,7 @@ def test_breaks_fail_their_checks_live(init_cluster, course):
         # kubelet stops the static pod and deletes its mirror pod
         wait_for(lambda: _ssh(ts, "master", f"kubectl {ADMIN} -n kube-system get pod kube-scheduler-master").returncode,
                  "the scheduler's mirror pod to go after its manifest was moved out", until=lambda rc: rc != 0)
-        got = _grade(course, ts)
+        got = _grade(course, ts, settled=True)  # nothing puts the files back while it grades
         fails = {"static_pods": "missing: kube-scheduler.yaml", "control_plane_pods": "kube-scheduler=missing",
                  "pki_files": "missing: front-proxy-client.crt", "kubeconfigs": "missing: scheduler.conf",
                  "bootstrap_token": "kubeadm:kubelet-bootstrap=missing"}
@@ -378,7 +380,8 @@ def test_control_plane_taint_removed_fails_live(init_cluster, course):
 def test_api_server_manifest_moved_out_fails_live_and_blocks_the_api_checks(init_cluster, course):
     """Real 1.20 cluster on twins: kube-apiserver.yaml moved out of /etc/kubernetes/manifests (kubelet stops the
     API server) — static_pods, api_reachable and advertise_address fail with what they saw; every check that needs
-    the API is blocked, not failed. Put back, the API server answers again and its mirror pod is Ready."""
+    the API is blocked, not failed. Put back, the API server answers again and its mirror pod is Ready. Graded on
+    virtual time once the API server stopped answering (it stays stopped): api_reachable gives up at once."""
     ts = init_cluster["ts"]
     moved = _ssh(ts, "master", "sh -c 'mkdir -p /root/moved-api && "
                  "mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/moved-api/'")
@@ -388,7 +391,7 @@ def test_api_server_manifest_moved_out_fails_live_and_blocks_the_api_checks(init
         wait_for(lambda: _ssh(ts, "master", readyz, user_cmd=True).returncode,
                  "the API server to stop answering after its manifest was moved out", until=lambda rc: rc != 0,
                  timeout_s=120)
-        got = _grade(course, ts)
+        got = _grade(course, ts, settled=True)  # the API server stays stopped while it grades
     finally:
         back = _ssh(ts, "master", "sh -c 'mv /root/moved-api/kube-apiserver.yaml /etc/kubernetes/manifests/ "
                     "&& rmdir /root/moved-api'")

@@ -34,7 +34,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import environ, wait_for
+from helpers import environ, load_grader, settled_time, wait_for
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
 from kubelab.etcdfacts import (NotAConfig, encryption_providers, member_id_matches, snapshot_status, stored_form,
@@ -137,15 +137,6 @@ def test_member_id_as_the_learner_may_write_it():
         assert not member_id_matches(bad, mid), bad
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab07_grader", REPO / "graders" / "lab07_etcd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_encryption_cell_on_a_real_kubeadm_manifest(tmp_path):
     """simulation on shared/realdata/static-pod-manifests (kubeadm v1.29's kube-apiserver.yaml, the layout kubeadm
     still writes): the notebook's enable-encryption cell, its own bash, with stand-ins for what needs a cluster
@@ -180,7 +171,7 @@ def test_encryption_cell_on_a_real_kubeadm_manifest(tmp_path):
     pod = yaml.safe_load(manifest.read_text())
     c = pod["spec"]["containers"][0]
     assert c["command"][:2] == ["kube-apiserver", f"--encryption-provider-config={enc}/enc.yaml"]
-    grader = _grader()
+    grader = load_grader("lab07_etcd.py")
     assert grader._mounted(pod, f"{enc}/enc.yaml")
     assert (tmp_path / "backup.yaml").read_text() == (shared_realdata("static-pod-manifests") /
                                                     "v1.29.0_zetaoss-zeta-linux_kube-apiserver.yaml").read_text()
@@ -230,10 +221,15 @@ def _run_cell(ts, grade_id: str, env: dict[str, str], timeout: float = 400) -> s
     return p.stdout
 
 
-def _grade(cluster, record: bool = False):
+def _grade(cluster, record: bool = False, settled: bool = False):
+    """Graded live (or recorded); `settled`: on virtual time, for a state in which nothing changes while the checks
+    poll (helpers). Before the encryption step nothing restarts the API server: encryption_flag's 60 s of polling
+    cannot turn out otherwise there."""
     target = SshConfigTarget(cluster["course"], cluster["ts"].ssh_config_file())
+    timing = settled_time() if settled else {}
     try:
-        return record_lab(cluster["course"], LAB, target) if record else run_lab(cluster["course"], LAB, target)
+        return record_lab(cluster["course"], LAB, target) if record else run_lab(cluster["course"], LAB, target,
+                                                                                 **timing)
     finally:
         target.close()
 
@@ -340,7 +336,7 @@ def test_1_nothing_done_etcdctl_missing_and_no_encryption(etcd_lab):
     assert _ssh(ts, "command -v etcdutl").returncode != 0
     _ok(ts, f"mv /usr/bin/etcdctl {HIDDEN_ETCDCTL}")
     try:
-        result = _grade(etcd_lab["cluster"])
+        result = _grade(etcd_lab["cluster"], settled=True)
     finally:
         _ok(ts, f"mv {HIDDEN_ETCDCTL} /usr/bin/etcdctl")
     got = _statuses(result)
@@ -362,7 +358,7 @@ def test_2_configmap_in_the_wrong_namespace_and_no_snapshot(etcd_lab):
     ts = etcd_lab["ts"]
     _ok(ts, f"{KUBECTL} -n default create configmap {CM} --from-literal=color=blue")
     try:
-        result = _grade(etcd_lab["cluster"])
+        result = _grade(etcd_lab["cluster"], settled=True)
     finally:
         _ok(ts, f"{KUBECTL} -n default delete configmap {CM}")
     got = _statuses(result)
@@ -400,7 +396,7 @@ def test_3_stale_answers_and_a_snapshot_older_than_the_configmap(etcd_lab):
     for rev in mods:
         assert str(rev) in kubectl_part, (rev, watched)
 
-    result = _grade(etcd_lab["cluster"])
+    result = _grade(etcd_lab["cluster"], settled=True)
     got = _statuses(result)
     for passing in ("etcdctl_reaches_etcd", "configmap_in_etcd", "answer_configmap_key", "snapshot_valid"):
         assert got[passing] == "pass", (passing, _by_check(result)[passing])

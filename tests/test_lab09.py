@@ -9,7 +9,9 @@ Kinds of proof, named in every test's docstring:
   realistic mistake is the notebook with the rest not run yet: the controller manager left out (graded after
   `check-stopped`), the worker's kubelet left stopped (graded after `watch-unknown`, the only time per run the
   worker goes Unknown: ~50-60 s), and after the whole notebook the cascade mistake (the Deployment `keep` made
-  again and deleted without `--cascade=orphan`) and a wrong answer.
+  again and deleted without `--cascade=orphan`) and a wrong answer. The two left-out states stay as they are until
+  the next cell, so they are graded on virtual time (helpers.settled_time): every observation is live, but a
+  polling check gives up at once instead of waiting out its 45 s.
 - "unit": the grader's time comparator on literal inputs.
 
 Facts only 1.36 shows are not proven here and said so: the node-monitor-grace-period of 50 s (kubernetes PR
@@ -35,7 +37,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import clean_environ, environ, wait_for
+from helpers import clean_environ, environ, load_grader, settled_time, wait_for
 from kubelab.cluster import build
 from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
@@ -44,6 +46,7 @@ from kubelab.evidence import comparable, record_lab, replay_lab, save
 REPO = Path(__file__).resolve().parents[1]
 LAB = "lab09"
 NS = "lab09"
+GRADER_FILE = "lab09_controller_manager.py"
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 MANIFEST = "/etc/kubernetes/manifests/kube-controller-manager.yaml"
 PARKED = "/etc/kubernetes/kube-controller-manager.yaml"
@@ -59,10 +62,11 @@ def _kubectl(ts, args: str, timeout: float = 120) -> subprocess.CompletedProcess
     return _ssh(ts, "master", f"{KUBECTL} {args}", timeout)
 
 
-def _grade(state):
+def _grade(state, settled: bool = False):
+    """Graded live; `settled`: on virtual time, for a state that stays broken while the checks poll (helpers)."""
     target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
     try:
-        return run_lab(state["course"], LAB, target)
+        return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
     finally:
         target.close()
 
@@ -160,12 +164,12 @@ def walk(shared_cluster, tmp_path_factory):
             run.run_through("check-stopped")
             out["timings"]["to_cm_stopped"] = time.monotonic() - t0
             t = time.monotonic()
-            out["cm_left_out"] = _grade(state)
+            out["cm_left_out"] = _grade(state, settled=True)  # the manifest stays out until the next cell
             out["timings"]["grade_cm_left_out"] = time.monotonic() - t
             run.run_through("watch-unknown")
             out["watch_unknown"] = run.output("watch-unknown")
             t = time.monotonic()
-            out["kubelet_stopped"] = _grade(state)
+            out["kubelet_stopped"] = _grade(state, settled=True)  # stopped until the next cell
             out["timings"]["grade_kubelet_stopped"] = time.monotonic() - t
             run.run_through()
             out["notebook"] = {gid: run.output(gid) for gid in ("check-chain", "check-stopped", "check-gc",
@@ -305,11 +309,7 @@ def test_cascading_delete_fails_the_orphan_check_and_a_wrong_answer_hides_the_li
 def test_ready_time_comparator_accepts_the_same_second_in_any_form():
     """unit: the worker_ready_since comparator — the API's `...Z` form and an explicit offset match to the second;
     another second, or not a time, does not."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab09_grader", REPO / "graders" / "lab09_controller_manager.py")
-    grader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grader)
+    grader = load_grader(GRADER_FILE)
     live = datetime(2026, 11, 30, 6, 1, 2, tzinfo=timezone.utc)
     assert grader._same_instant("2026-11-30T06:01:02Z", live)
     assert grader._same_instant("2026-11-30T07:01:02+01:00", live)
@@ -323,12 +323,7 @@ def test_ready_time_comparator_accepts_the_same_second_in_any_form():
 # -------------------------------------------------------------------------------------------------
 
 def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab09_grader_sim", REPO / "graders" / "lab09_controller_manager.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_grader(GRADER_FILE)
 
 
 class _Api:

@@ -33,7 +33,7 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, execute_notebook, wait_for
+from helpers import REPO, execute_notebook, load_grader, settled_time, wait_for
 from kubelab.cluster import build
 from kubelab.evidence import comparable, record_lab, replay_lab, save
 from kubelab.evidence.model import load
@@ -50,16 +50,7 @@ NOTEBOOK_IMAGE = "    image: busybox:1.37\n    imagePullPolicy: IfNotPresent\n"
 ANSWER_CHECKS = {"answer_config_hash", "answer_lease_duration", "answer_client_serial"}
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab10_grader", REPO / "graders" / "lab10_kubelet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _grader()
+G = load_grader("lab10_kubelet.py")
 
 
 def solution_cells() -> dict[str, nbformat.NotebookNode]:
@@ -190,11 +181,13 @@ def _ok(ts, node, cmd, timeout=120, input=None) -> str:
     return p.stdout
 
 
-def _grade(state, record: Path | None = None):
+def _grade(state, record: Path | None = None, settled: bool = False):
+    """Graded live (recorded into `record`); `settled`: on virtual time, for a state that stays broken while the
+    checks poll (helpers)."""
     target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
     try:
         if record is None:
-            return run_lab(state["course"], LAB, target)
+            return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
         live, evidence = record_lab(state["course"], LAB, target)
         save(evidence, record)
         return live
@@ -385,14 +378,15 @@ def test_manifest_written_on_the_master_instead_fails_naming_where_it_is(lab10):
 def test_setting_changed_but_kubelet_not_restarted_fails_in_effect(lab10):
     """real 1.20 cluster on twins: the worker's kubelet restarted on its original config.yaml, then the file
     changed to containerLogMaxSize 20Mi without a restart — the file check passes, the in-effect check fails
-    (configz: 10Mi) with the hint to restart; after a restart it passes again."""
+    (configz: 10Mi) with the hint to restart; after a restart it passes again. Graded on virtual time (nothing
+    restarts the kubelet meanwhile): the in-effect check's polls give up at once instead of waiting 20 s."""
     ts = lab10["ts"]
     changed = _ok(ts, "worker", f"cat {CONFIG}")
     _ok(ts, "worker", f"cp -p {SAVED} {CONFIG} && systemctl restart kubelet")
     wait_for(lambda: _worker_healthy(ts), "the worker's kubelet back on its original config", timeout_s=120)
     _ok(ts, "worker", f"cat > {CONFIG}", input=changed)
     try:
-        result = _grade(lab10)
+        result = _grade(lab10, settled=True)  # the kubelet keeps its old setting until restarted
     finally:
         _ok(ts, "worker", "systemctl restart kubelet")
     e = _by_id(result)["setting_in_effect[worker]"]
@@ -405,11 +399,12 @@ def test_setting_changed_but_kubelet_not_restarted_fails_in_effect(lab10):
 @pytest.mark.cluster
 def test_stopped_kubelet_fails_the_health_check(lab10):
     """real 1.20 cluster on twins: the worker's kubelet stopped — kubelet_healthy fails on healthz (no answer)
-    with the hint naming `systemctl status kubelet`; the in-effect check cannot reach configz and fails too."""
+    with the hint naming `systemctl status kubelet`; the in-effect check cannot reach configz and fails too.
+    Graded on virtual time (nothing starts the kubelet meanwhile): the polls give up at once."""
     ts = lab10["ts"]
     _ok(ts, "worker", "systemctl stop kubelet")
     try:
-        result = _grade(lab10)
+        result = _grade(lab10, settled=True)  # stopped until the finally below
     finally:
         _ok(ts, "worker", "systemctl start kubelet")
     h = _by_id(result)["kubelet_healthy[worker]"]

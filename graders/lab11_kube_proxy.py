@@ -20,9 +20,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from kubernetes.client.exceptions import ApiException
-
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, read_or_none
 
 LAB = "lab11"
 NAMESPACE = "lab11-web"
@@ -165,12 +163,10 @@ def nft_service(text: str, cluster_ip: str, port: int, proto: str = "tcp") -> tu
 # ------------------------------------------------------------------------------------------------
 
 def _service(kube):
-    try:
-        return kube.core.read_namespaced_service(SERVICE, NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            fail(f"Service {NAMESPACE}/{SERVICE}", "none", what="kubectl get service")
-        raise
+    svc = read_or_none(kube.core.read_namespaced_service, SERVICE, NAMESPACE)
+    if svc is None:
+        fail(f"Service {NAMESPACE}/{SERVICE}", "none", what="kubectl get service")
+    return svc
 
 
 def _service_port(svc):

@@ -188,8 +188,9 @@ def test_guaranteed_cgroup(host, kube):
     path = _container_cgroup(host, _task(host, cid))
     want = qos_cgroup(driver, QOS, pod.metadata.uid)
     expect_equal(pod.status.qos_class, QOS, what=f"qosClass of pod {POD}")
-    expect_true(want in path and path.endswith(leaf(driver, cid)), f"a cgroup under ...{want}{leaf(driver, cid)}",
-                path or "(none)", what=f"the cgroup of container {CONTAINER} ({driver} cgroup driver)")
+    expect_true(want in path and path.endswith(leaf(driver, cid)),
+                f"a cgroup under ...{want}{leaf(driver, cid)} ({driver} cgroup driver)", path or "(none)",
+                what=f"the cgroup of container {CONTAINER}")
 
 
 @check("containerd on the worker runs the pod's sandbox and its container (ctr -n k8s.io)", on="worker", points=1,

@@ -17,9 +17,8 @@ Three groups of checks:
 import json
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
-from kubelab.engine import check, expect_equal, expect_true, fail
+from kubelab.engine import check, expect_equal, expect_true, fail, read_or_none
 
 LAB = "lab12"
 NAMESPACE = "lab12-cri"        # the learner's namespace
@@ -37,12 +36,10 @@ def _worker(course):
 
 
 def _pod(kube):
-    try:
-        return kube.core.read_namespaced_pod(POD, NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            fail(f"the pod {NAMESPACE}/{POD}", "none", what="kubectl get pod")
-        raise
+    pod = read_or_none(kube.core.read_namespaced_pod, POD, NAMESPACE)
+    if pod is None:
+        fail(f"the pod {NAMESPACE}/{POD}", "none", what="kubectl get pod")
+    return pod
 
 
 def _status(pod):

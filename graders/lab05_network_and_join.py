@@ -598,7 +598,7 @@ kill "$pf" 2>/dev/null; wait "$pf" 2>/dev/null; true"""
 
 @check(f"`kubectl port-forward service/{SMOKE_SERVICE}` answers on the control plane", on="cluster", points=1,
        needs=["smoke_web_spread"], wait_s=10, interval_s=2,
-       hint="port-forward, like exec, is the API server calling the kubelet of the chosen pod's node (port 10250 at "
+       hint="Like exec, port-forward is the API server calling the kubelet of the chosen pod's node (port 10250 at "
             "its InternalIP, --node-ip); then the kubelet connects to the pod's port. Try `kubectl -n smoke "
             "port-forward service/web 18080:80` and `curl http://127.0.0.1:18080/` on the control plane.")
 def test_smoke_port_forward(kube, hosts, course):

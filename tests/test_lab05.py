@@ -303,18 +303,21 @@ def _smoke_grade(cluster, tmp_path, brk: str, restore: str, settled, restored):
     return {cid.split("[")[0]: c for cid, c in _by_id(result).items() if cid.startswith("smoke_")}
 
 
-def test_smoke_mistakes_fail_their_checks_live(cluster, recorded, tmp_path):
-    """real 1.20 cluster on twins (stand-ins as in the module docstring), one realistic mistake at a time, each put
-    back before the next:
-    - Service web's selector app=wbe (a typo): smoke_service_endpoints fails (no addresses), so do the Service by
-      name and port-forward to it; DNS, the pods, pod to pod and exec still pass;
-    - the Deployment at one replica: smoke_web_spread fails naming the one node; the checks built on it are blocked;
-    - the cluster DNS down (the stand-in scaled to 0): smoke_dns fails with no answer, the Service by name blocked."""
+# kubectl 1.20's jsonpath prints an EndpointSlice's null `endpoints` as <nil>
+NO_ENDPOINTS = ("", "[]", "<nil>")
+
+
+def test_smoke_service_selecting_nothing_fails_its_checks_live(cluster, recorded, tmp_path):
+    """real 1.20 cluster on twins (stand-ins as in the module docstring): Service web's selector app=wbe (a typo):
+    smoke_service_endpoints fails (no addresses), so do the Service by name and port-forward to it; DNS, the pods,
+    pod to pod and exec still pass. Put back before the next test."""
     pods = "-n smoke get endpointslices -l kubernetes.io/service-name=web -o jsonpath={.items[*].endpoints}"
     got = _smoke_grade(cluster, tmp_path, """-n smoke patch service web -p '{"spec":{"selector":{"app":"wbe"}}}'""",
                        """-n smoke patch service web -p '{"spec":{"selector":{"app":"web"}}}'""",
-                       (pods, "Service web to have no endpoints", lambda out: out.strip() in ("", "[]")),
+                       (pods, "Service web to have no endpoints", lambda out: out.strip() in NO_ENDPOINTS),
                        "-n smoke get service web")
+    wait_for(lambda: _master_kubectl(cluster["ts"], pods), "Service web's endpoints back",
+             until=lambda out: out.strip() not in NO_ENDPOINTS)
     status = {k: str(c.status) for k, c in got.items()}
     assert status == {"smoke_web_spread": "pass", "smoke_service_endpoints": "fail", "smoke_dns": "pass",
                       "smoke_service_by_name": "fail", "smoke_pod_to_pod": "pass", "smoke_exec": "pass",
@@ -322,9 +325,12 @@ def test_smoke_mistakes_fail_their_checks_live(cluster, recorded, tmp_path):
     ep = got["smoke_service_endpoints"]
     assert ep.actual == "(none)" and ep.expected.count(".") == 6 and "wbe" in ep.message and "selector" in ep.hint, (ep.actual, ep.message)
     assert "no answer" in got["smoke_service_by_name"].actual
-    wait_for(lambda: _master_kubectl(cluster["ts"], pods), "Service web's endpoints back",
-             until=lambda out: out.strip() not in ("", "[]"))
 
+
+def test_smoke_deployment_at_one_replica_fails_the_spread_live(cluster, recorded, tmp_path):
+    """real 1.20 cluster on twins (stand-ins as in the module docstring): the Deployment at one replica:
+    smoke_web_spread fails naming the one node; the checks built on it are blocked. Put back (2 replicas, rolled
+    out) before the next test."""
     one = "-n smoke get pods -l app=web -o name"
     got = _smoke_grade(cluster, tmp_path, "-n smoke scale deployment web --replicas=1",
                        "-n smoke scale deployment web --replicas=2",
@@ -337,6 +343,10 @@ def test_smoke_mistakes_fail_their_checks_live(cluster, recorded, tmp_path):
     spread = got["smoke_web_spread"]
     assert spread.expected == "master, worker" and spread.actual in ("master", "worker"), (spread.expected, spread.actual)
 
+
+def test_smoke_cluster_dns_down_fails_the_lookup_live(cluster, recorded, tmp_path):
+    """real 1.20 cluster on twins (the DNS STAND-IN of the module docstring scaled to 0, as CoreDNS down would be):
+    smoke_dns fails with no answer, the Service by name is blocked, the other smoke checks pass. Put back."""
     dns = "-n kube-system get pods -l k8s-app=kube-dns -o name"
     got = _smoke_grade(cluster, tmp_path, f"-n kube-system scale deployment {dns_standin.NAME} --replicas=0",
                        f"-n kube-system scale deployment {dns_standin.NAME} --replicas=1",

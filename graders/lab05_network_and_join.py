@@ -9,9 +9,22 @@ Two groups of checks:
   its own kubelet.conf and client certificate, the bootstrap kubeconfig gone), and the test pod `net-test`
   that the notebook runs on the worker answering from the control plane, its logs readable through the API
   server (API server -> the worker's kubelet, the path --node-ip is about).
+- the smoke test (the notebook's namespace `smoke`: Deployment `web` with a pod on every node, Service `web`
+  80 -> 8080, pod `client`): the Deployment's pods Ready on every node, the Service's EndpointSlices equal to those
+  pods, `web.smoke.svc.cluster.local` resolved from `client` to the Service's ClusterIP (cluster DNS) and fetched
+  through it, every web pod fetched from `client` at its pod IP (pod to pod across nodes), `kubectl logs` and
+  `kubectl exec` on every web pod, and `kubectl port-forward` to the Service (the API server -> kubelet path).
 - flannel (only when versions.cni.name in course.yaml is flannel; skipped otherwise): its DaemonSet ready on
   every node, its net-conf Network equal to pod_cidr, told to use the private network (not the NAT NIC
   10.0.2.15 every Vagrant VM has), and the public IP it announces per node being the node's private IP.
+
+Read-only, and why `kubectl exec` and `port-forward` count as observing: they open a stream to a pod
+(POST pods/exec and pods/portforward: RBAC calls that `create` on the subresource, admission sees it as the
+CONNECT operation; the API server proxies the stream to the kubelet and stores nothing — no object is created,
+changed or deleted in etcd), and the commands run through them only read (`nslookup`, `wget -O-` to stdout, `cat` of the
+pod's hostname; port-forward's local port is taken from kubectl's own output through a pipe, no file written).
+Each runs under `timeout` (SMOKE_TIMEOUT_S), so a hung kubelet connection ends the check, never the grader.
+The one trace they leave is the web server's access log line, as any visitor would.
 
 Per-node checks take `host` (the engine makes one result per node from it, even where only the API is read)
 and `need` node_registered on the same node: with the worker not joined, its checks are
@@ -25,11 +38,10 @@ import json
 import re
 
 import pytest
-import yaml
-from kubernetes.client import CertificatesV1Api
 from kubernetes.client.exceptions import ApiException
 
-from kubelab.engine import check, expect_equal, expect_true, fail, flag_values
+from kubelab.cluster.versions import cluster_minor
+from kubelab.engine import check, expect_equal, expect_true, fail, flag_values, load_yaml
 
 TEST_POD = "net-test"            # the pod the notebook creates on the worker (the grader never creates it)
 TEST_POD_NAMESPACE = "default"
@@ -40,6 +52,11 @@ FLANNEL_PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
 FLANNEL_PUBLIC_IP_OVERWRITE = "flannel.alpha.coreos.com/public-ip-overwrite"
 # flanneld sets every flag not given on its command line from FLANNELD_<FLAG> (flagutil.SetFlagsFromEnv)
 FLANNEL_ENV_FLAGS = ("iface", "iface-regex", "iface-can-reach")
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+SMOKE_NS, SMOKE_DEPLOYMENT, SMOKE_SERVICE, SMOKE_CLIENT = "smoke", "web", "web", "client"  # the notebook's names
+SMOKE_NAME = f"{SMOKE_SERVICE}.{SMOKE_NS}.svc.cluster.local"
+SMOKE_TIMEOUT_S = 15             # every kubectl exec/port-forward the grader runs ends within this
+ENDPOINTSLICE_V1_SINCE = (1, 21)  # discovery.k8s.io/v1; 1.17-1.20 serve v1beta1 (the fields read here are the same)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,7 +291,7 @@ def test_node_ready(host, kube, node, hosts, course):
             "with `kubectl certificate approve <name>`.")
 def test_csr_approved(kube, node, host):
     cn = f"system:node:{node.name}"
-    csrs = [c for c in CertificatesV1Api(kube.api_client).list_certificate_signing_request().items
+    csrs = [c for c in kube.certificates.list_certificate_signing_request().items
             if c.spec.signer_name == KUBELET_SIGNER and _csr_subject_cn(c) == cn]
     if not csrs:
         # Approved CSRs are garbage-collected an hour after they were issued: the certificate itself is the proof.
@@ -304,7 +321,7 @@ def test_kubelet_credentials(host, course, node):
     conf = host.run("sudo -n cat /etc/kubernetes/kubelet.conf")
     expect_true(conf.rc == 0, "/etc/kubernetes/kubelet.conf", "missing", what="kubelet kubeconfig")
     try:
-        data = yaml.safe_load(conf.stdout) or {}
+        data = load_yaml(conf.stdout) or {}
         server = data["clusters"][0]["cluster"]["server"]
     except Exception:  # noqa: BLE001
         server = "(not a kubeconfig)"
@@ -368,11 +385,229 @@ def test_pod_logs(kube):
     except ApiException as e:
         if e.status == 404:
             fail(f"pod {TEST_POD_NAMESPACE}/{TEST_POD}", "none", what="test pod")
-        try:
-            message = json.loads(e.body or "{}").get("message") or e.reason
-        except ValueError:
-            message = (e.body or e.reason or "").strip()
-        fail("its logs, through the API server", f"HTTP {e.status}: {message}"[:300], what=f"kubectl logs {TEST_POD}")
+        fail("its logs, through the API server", f"HTTP {e.status}: {_api_message(e)}"[:300],
+             what=f"kubectl logs {TEST_POD}")
+
+
+def _api_message(e: ApiException) -> str:
+    try:
+        return json.loads(e.body or "{}").get("message") or e.reason
+    except ValueError:
+        return (e.body or e.reason or "").strip()
+
+
+# ------------------------------------------------------------------------------------------------
+# the smoke test: Deployment web behind Service web, reached from pod client
+# ------------------------------------------------------------------------------------------------
+
+def _smoke_deployment(kube):
+    try:
+        return kube.apps.read_namespaced_deployment(SMOKE_DEPLOYMENT, SMOKE_NS)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"Deployment {SMOKE_NS}/{SMOKE_DEPLOYMENT}", "none", what="smoke test")
+        raise
+
+
+def _smoke_pods(kube):
+    """The Deployment's pods (by its own selector), Ready or not, sorted by name."""
+    dep = _smoke_deployment(kube)
+    labels = (dep.spec.selector.match_labels or {}) if dep.spec.selector else {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    pods = kube.core.list_namespaced_pod(SMOKE_NS, label_selector=selector).items if selector else []
+    return sorted((p for p in pods if not p.metadata.deletion_timestamp), key=lambda p: p.metadata.name)
+
+
+def _ready(pod) -> bool:
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _ready_web_pods(kube):
+    pods = [p for p in _smoke_pods(kube) if _ready(p)]
+    expect_true(bool(pods), f"Ready pods of Deployment {SMOKE_NS}/{SMOKE_DEPLOYMENT}", "none", what="smoke test")
+    return pods
+
+
+def _kubectl(host, args: str, timeout_s: int = SMOKE_TIMEOUT_S):
+    """kubectl on the control plane with kubeadm's admin kubeconfig, bounded by `timeout`."""
+    return host.run(f"sudo -n timeout {timeout_s} kubectl --kubeconfig={ADMIN_CONF} {args}")
+
+
+def _in_client(host, command: str):
+    """`command` run in pod client (kubectl exec: a connection to the pod, no object created or changed)."""
+    return _kubectl(host, f"-n {SMOKE_NS} exec {SMOKE_CLIENT} -- {command}")
+
+
+def _said(result) -> str:
+    text = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.rc}").splitlines()
+    return (text[-1] if text else f"exit status {result.rc}")[:300]
+
+
+def nslookup_addresses(text: str) -> list[str]:
+    """The addresses busybox (or bind9's) nslookup prints for the name asked, not the server's own address:
+    the `Address` lines after the `Name:` line."""
+    out, named = [], False
+    for line in text.splitlines():
+        if line.strip().startswith("Name:"):
+            named = True
+        m = re.match(r"^\s*Address(?:\s+\d+)?:\s*([0-9a-fA-F.:]+)", line)
+        if named and m:
+            out.append(m.group(1))
+    return out
+
+
+@check(f"The smoke test's Deployment {SMOKE_DEPLOYMENT} has a Ready pod on every node", on="cluster", points=1,
+       needs=["node_ready"], wait_s=20, interval_s=3,
+       hint=f"Run the notebook's smoke-test cell: namespace {SMOKE_NS}, Deployment {SMOKE_DEPLOYMENT} with 2 replicas, a "
+            "topologySpreadConstraints entry on kubernetes.io/hostname (maxSkew 1, DoNotSchedule) and a toleration for "
+            "node-role.kubernetes.io/control-plane:NoSchedule. `kubectl -n smoke get pods -o wide` shows where they "
+            "run; `kubectl -n smoke describe pod` why one is Pending.")
+def test_smoke_web_spread(kube, course):
+    nodes = sorted(n.name for n in course.nodes)
+    pods = _smoke_pods(kube)
+    ready_on = sorted({p.spec.node_name for p in pods if _ready(p) and p.spec.node_name})
+    expect_equal(ready_on, nodes, what=f"nodes with a Ready pod of Deployment {SMOKE_NS}/{SMOKE_DEPLOYMENT}")
+
+
+@check(f"Service {SMOKE_SERVICE} sends to exactly the Deployment's Ready pods", on="cluster", points=1,
+       needs=["smoke_web_spread"], wait_s=10, interval_s=2,
+       hint=f"The Service's selector must match the pod template's labels (app: web) and its targetPort the "
+            f"containers' port 8080: `kubectl -n {SMOKE_NS} get endpointslices -l kubernetes.io/service-name={SMOKE_SERVICE}` "
+            "lists the pod IPs it sends to; none means the selector matches no pod.")
+def test_smoke_service_endpoints(kube):
+    try:
+        svc = kube.core.read_namespaced_service(SMOKE_SERVICE, SMOKE_NS)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"Service {SMOKE_NS}/{SMOKE_SERVICE}", "none", what="smoke test")
+        raise
+    pods = {p.status.pod_ip: p.metadata.name for p in _ready_web_pods(kube)}
+    addrs = set()
+    for sl in _endpoint_slices(kube, SMOKE_NS, SMOKE_SERVICE):
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is not False:  # unset means ready (API docs)
+                addrs.update(ep.get("addresses") or [])
+    target = sorted({str(p.target_port) for p in (svc.spec.ports or [])})
+    expect_equal(sorted(addrs), sorted(pods),
+                 what=f"ready addresses in the EndpointSlices of Service {SMOKE_NS}/{SMOKE_SERVICE} (selector "
+                      f"{svc.spec.selector or {}}, targetPort {', '.join(target) or '-'}; the web pods' IPs expected)")
+
+
+def _container_ports(kube) -> set[int]:
+    dep = _smoke_deployment(kube)
+    return {p.container_port for c in dep.spec.template.spec.containers for p in (c.ports or [])}
+
+
+def _endpoint_slices(kube, namespace: str, service: str) -> list[dict]:
+    """The Service's EndpointSlices (v1 Endpoints is deprecated since 1.33), read by path (kube.get_json) so that
+    the discovery.k8s.io/v1beta1 of clusters before 1.21 works too."""
+    version = "v1" if cluster_minor(kube) >= ENDPOINTSLICE_V1_SINCE else "v1beta1"
+    status, data = kube.get_json(f"/apis/discovery.k8s.io/{version}/namespaces/{namespace}/endpointslices",
+                                 labelSelector=f"kubernetes.io/service-name={service}")
+    if status != 200:
+        fail(f"the EndpointSlices of Service {namespace}/{service}", f"HTTP {status} from the API server",
+             what=f"discovery.k8s.io/{version} EndpointSlices")
+    return (data if isinstance(data, dict) else {}).get("items") or []
+
+
+@check(f"From pod {SMOKE_CLIENT}, {SMOKE_NAME} resolves to Service {SMOKE_SERVICE}'s ClusterIP (cluster DNS)",
+       on="cluster", points=2, needs=["node_ready"], wait_s=10, interval_s=2,
+       hint="Pods ask the kube-dns Service (its IP, the 10th of the service range, is the kubelet's clusterDNS and "
+            "the nameserver in every pod's /etc/resolv.conf); CoreDNS answers behind it. `kubectl -n kube-system get "
+            "deploy,pods,svc -l k8s-app=kube-dns -o wide`: CoreDNS Pending before the pod network, crash-looping on "
+            "a resolv.conf loop, or no endpoints. `kubectl -n smoke exec client -- nslookup "
+            "web.smoke.svc.cluster.local` shows the answer.")
+def test_smoke_dns(kube, hosts, course):
+    try:
+        svc = kube.core.read_namespaced_service(SMOKE_SERVICE, SMOKE_NS)
+    except ApiException as e:
+        if e.status == 404:
+            fail(f"Service {SMOKE_NS}/{SMOKE_SERVICE}", "none", what="smoke test")
+        raise
+    asked = _in_client(hosts[course.control_plane.name], f"nslookup {SMOKE_NAME}")
+    got = nslookup_addresses(asked.stdout)
+    expect_true(svc.spec.cluster_ip in got, f"an answer with {svc.spec.cluster_ip}",
+                ", ".join(got) if got else f"no answer ({_said(asked)})", what=f"nslookup {SMOKE_NAME} in pod {SMOKE_CLIENT}")
+
+
+@check(f"From pod {SMOKE_CLIENT}, http://{SMOKE_NAME}/ answers from a web pod (DNS, then the Service)",
+       on="cluster", points=1, needs=["smoke_dns", "smoke_web_spread"], wait_s=10, interval_s=2,
+       hint="The name resolves but nothing answers: the Service has no endpoints (selector), the wrong targetPort, or "
+            "kube-proxy does not run on the client's node (`kubectl -n kube-system get pods -l k8s-app=kube-proxy "
+            "-o wide`; its rules: `sudo iptables -t nat -L KUBE-SERVICES`).")
+def test_smoke_service_by_name(kube, hosts, course):
+    names = [p.metadata.name for p in _ready_web_pods(kube)]
+    got = _in_client(hosts[course.control_plane.name], f"wget -qO- -T 5 http://{SMOKE_NAME}/")
+    answer = got.stdout.strip()
+    expect_true(got.rc == 0 and answer in names, f"the name of one of {', '.join(names)} (index.html)",
+                answer[:120] if got.rc == 0 else f"no answer ({_said(got)})", what=f"wget http://{SMOKE_NAME}/ in pod {SMOKE_CLIENT}")
+
+
+@check(f"From pod {SMOKE_CLIENT}, every web pod answers at its pod IP, on its node and across nodes", on="cluster",
+       points=1, needs=["smoke_web_spread"], wait_s=10, interval_s=2,
+       hint="Pod to pod across nodes is the pod network itself: the other node's pod range must be routed there "
+            "(flannel's VXLAN on the private network, UDP 8472 open between the nodes). `kubectl -n smoke exec "
+            "client -- wget -qO- -T 5 http://<pod IP>:8080/` for each web pod.")
+def test_smoke_pod_to_pod(kube, hosts, course):
+    cp = hosts[course.control_plane.name]
+    got, want = {}, {}
+    for p in _ready_web_pods(kube):
+        port = next(iter(sorted(_container_ports(kube))), 8080)
+        key = f"{p.metadata.name} ({p.status.pod_ip} on {p.spec.node_name})"
+        r = _in_client(cp, f"wget -qO- -T 5 http://{p.status.pod_ip}:{port}/")
+        got[key] = r.stdout.strip()[:120] if r.rc == 0 else f"no answer ({_said(r)})"
+        want[key] = p.metadata.name
+    expect_equal(got, want, what=f"wget from pod {SMOKE_CLIENT} to each web pod")
+
+
+@check("`kubectl logs` and `kubectl exec` reach every web pod: the API server calls each node's kubelet",
+       on="cluster", points=1, needs=["smoke_web_spread"], wait_s=10, interval_s=2,
+       hint="logs, exec and port-forward go from the API server to the kubelet of the pod's node at the Node's "
+            "InternalIP, port 10250. An error naming 10.0.2.15 means that node's kubelet registered Vagrant's NAT "
+            "address (--node-ip, Lab 3); a timeout or 'connection refused' on the private IP means port 10250 is "
+            "blocked between the nodes.")
+def test_smoke_exec(kube, hosts, course):
+    cp = hosts[course.control_plane.name]
+    got, want = {}, {}
+    for p in _ready_web_pods(kube):
+        key = f"{p.metadata.name} on {p.spec.node_name}"
+        try:  # GET pods/log: an observation
+            kube.core.read_namespaced_pod_log(p.metadata.name, SMOKE_NS, tail_lines=1)
+            logs = "ok"
+        except ApiException as e:
+            logs = f"HTTP {e.status}: {_api_message(e)}"[:200]
+        r = _kubectl(cp, f"-n {SMOKE_NS} exec {p.metadata.name} -- cat /proc/sys/kernel/hostname")
+        got[key] = {"logs": logs, "exec": r.stdout.strip() if r.rc == 0 else f"failed ({_said(r)})"}
+        want[key] = {"logs": "ok", "exec": p.metadata.name}
+    expect_equal(got, want, what="kubectl logs --tail=1 and kubectl exec -- cat /proc/sys/kernel/hostname")
+
+
+# kubectl port-forward on a free local port (`:80`), its "Forwarding from 127.0.0.1:<port>" line read through a
+# pipe (no file written), one request, then the forward stopped; `timeout` bounds it even if the kill is missed
+PORT_FORWARD = r"""exec 3< <(exec timeout %(t)d kubectl --kubeconfig=%(conf)s -n %(ns)s port-forward service/%(svc)s :80 2>&1)
+pf=$!
+IFS= read -r -t %(t)d line <&3 || line="(kubectl port-forward printed nothing)"
+port=$(printf '%%s\n' "$line" | sed -n 's/^Forwarding from 127[.]0[.]0[.]1:\([0-9]*\) .*/\1/p')
+if [ -n "$port" ]; then
+  for try in 1 2 3; do answer=$(curl -s -m 4 "http://127.0.0.1:$port/") && break; sleep 1; done
+  echo "${answer:-(curl: no answer on 127.0.0.1:$port)}"
+else echo "$line"; fi
+kill "$pf" 2>/dev/null; wait "$pf" 2>/dev/null; true"""
+
+
+@check(f"`kubectl port-forward service/{SMOKE_SERVICE}` answers on the control plane", on="cluster", points=1,
+       needs=["smoke_web_spread"], wait_s=10, interval_s=2,
+       hint="Like exec, port-forward is the API server calling the kubelet of the chosen pod's node (port 10250 at "
+            "its InternalIP, --node-ip); then the kubelet connects to the pod's port. Try `kubectl -n smoke "
+            "port-forward service/web 18080:80` and `curl http://127.0.0.1:18080/` on the control plane.")
+def test_smoke_port_forward(kube, hosts, course):
+    names = [p.metadata.name for p in _ready_web_pods(kube)]
+    script = PORT_FORWARD % {"t": SMOKE_TIMEOUT_S, "conf": ADMIN_CONF, "ns": SMOKE_NS, "svc": SMOKE_SERVICE}
+    r = hosts[course.control_plane.name].run("sudo -n bash -c %s", script)
+    answer = r.stdout.strip()
+    expect_true(answer in names, f"the name of one of {', '.join(names)} (index.html)", answer[:200] or "(nothing)",
+                what=f"curl through kubectl port-forward service/{SMOKE_SERVICE}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The cluster-DNS STAND-IN of the twins' v1.20 cluster (kubelab.cluster.dns_standin: Debian's dnsmasq behind the
-`kube-dns` Service, with static records); the addresses read from nslookup as a smoke test would.
+`kube-dns` Service, with static records) and the Lab 5 grader's reading of nslookup output.
 
 Kinds of proof: "real dnsmasq from Debian" (the stand-in's own image, built from Debian bookworm's packages and run
 here in a chroot, asked by the twins' real busybox nslookup); "upstream literals" (kubeadm's clusterDNS rule)."""
@@ -19,10 +19,13 @@ from kubelab.cluster import build, dns_standin
 REPO = Path(__file__).resolve().parents[1]
 
 
-def nslookup_addresses(text: str) -> list[str]:
-    """The answer's addresses in nslookup's output (those after `Name:`; the server's own come before it)."""
-    after = text.split("Name:", 1)[1] if "Name:" in text else ""
-    return [line.split()[-1] for line in after.splitlines() if line.startswith("Address")]
+def _grader():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab05_grader", REPO / "graders" / "lab05_network_and_join.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_cluster_dns_ip_is_the_tenth_address_of_the_service_range():
@@ -85,7 +88,7 @@ def _busybox(tmp: Path) -> Path:
 def test_real_dnsmasq_answers_service_names_and_nxdomain_for_unknown_ones(standin_root, tmp_path):
     """real dnsmasq from Debian: the stand-in image (its entrypoint and the manifest's args, records from a hosts
     file) answers web.smoke.svc.cluster.local with the record's address and NXDOMAIN for a name it does not hold,
-    asked by the twins' busybox nslookup; the answer's address is read (not the server's)."""
+    asked by the twins' busybox nslookup; the Lab 5 grader reads the answer's address (not the server's)."""
     root, config, tags = standin_root
     assert tags == [dns_standin.IMAGE] and config["config"]["Entrypoint"] == ["/usr/sbin/dnsmasq"]
     (root / "records").mkdir(exist_ok=True)
@@ -98,6 +101,7 @@ def test_real_dnsmasq_answers_service_names_and_nxdomain_for_unknown_ones(standi
                                "--listen-address=127.0.0.1", "--bind-interfaces"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     busybox = _busybox(tmp_path)
+    grader = _grader()
     try:
         def ask(name):
             return subprocess.run([str(busybox), "nslookup", f"-port={port}", name, "127.0.0.1"],
@@ -112,7 +116,20 @@ def test_real_dnsmasq_answers_service_names_and_nxdomain_for_unknown_ones(standi
     finally:
         server.terminate()
         log = server.communicate(timeout=10)[0]
-    assert nslookup_addresses(known.stdout) == ["10.103.4.5"], (known.stdout, log)
-    assert nslookup_addresses(unknown.stdout) == []
+    assert grader.nslookup_addresses(known.stdout) == ["10.103.4.5"], (known.stdout, log)
+    assert grader.nslookup_addresses(unknown.stdout) == []
     assert "NXDOMAIN" in unknown.stdout + unknown.stderr, (unknown.stdout, unknown.stderr)
     assert "read /records/hosts - 1 names" in log, log
+
+
+def test_nslookup_addresses_skips_the_servers_own_address():
+    """recorded output: busybox 1.36 nslookup as printed above by the real stand-in, and bind9's nslookup (the
+    server's `Address: 10.96.0.10#53` comes before `Name:`)."""
+    grader = _grader()
+    busybox = ("Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tweb.smoke.svc.cluster.local\n"
+               "Address: 10.103.4.5\n\n")
+    bind9 = ("Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\nName:\tweb.smoke.svc.cluster.local\n"
+             "Address: 10.103.4.5\n")
+    assert grader.nslookup_addresses(busybox) == ["10.103.4.5"]
+    assert grader.nslookup_addresses(bind9) == ["10.103.4.5"]
+    assert grader.nslookup_addresses(";; connection timed out; no servers could be reached\n") == []

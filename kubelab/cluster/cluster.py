@@ -8,7 +8,7 @@ The admin kubeconfig is /etc/kubernetes/admin.conf on the control plane, as on t
 
 This is a test target, not what learners run: see README (contributors) and kubelab/cluster/build.py.
 What 1.20 from Debian lacks: no crictl (use `ctr -n k8s.io`), no CoreDNS (use Service IPs, or the clearly named
-dnsmasq stand-in of kubelab.cluster.dns_standin behind the `kube-dns` Service: tests/test_dns_standin.py).
+dnsmasq stand-in of kubelab.cluster.dns_standin behind the `kube-dns` Service, as Lab 5's smoke test does).
 """
 
 from __future__ import annotations

@@ -74,62 +74,6 @@ def iptables_service(text: str, cluster_ip: str, port: int, proto: str = "tcp") 
     return svc, [(sep, dnat.get(sep, "")) for sep in seps]
 
 
-_NAME = "http"
-PORT = 80                 # the Service's port
-TARGET_PORT = 8080        # the pods' port
-REPLICAS = 3
-PROXY_MODE_URL = "http://127.0.0.1:10249/proxyMode"   # kube-proxy's metrics server (metricsBindAddress default)
-HEALTHZ_URL = "http://127.0.0.1:10256/healthz"        # kube-proxy's health server (healthzBindAddress default)
-IPTABLES = "sudo -n iptables-save -t nat"
-NFT = "sudo -n nft list table ip kube-proxy"
-
-
-# ------------------------------------------------------------------------------------------------
-# reading kube-proxy's rules (pure functions: the tests feed them real captures)
-# ------------------------------------------------------------------------------------------------
-
-def _iptables_rules(text: str) -> list[tuple[str, list[str]]]:
-    rules = []
-    for line in text.splitlines():
-        if line.startswith("-A "):
-            try:
-                words = shlex.split(line)
-            except ValueError:
-                continue
-            rules.append((words[1], words[2:]))
-    return rules
-
-
-def _arg(words: list[str], flag: str) -> str | None:
-    return words[words.index(flag) + 1] if flag in words and words.index(flag) + 1 < len(words) else None
-
-
-def iptables_service(text: str, cluster_ip: str, port: int, proto: str = "tcp") -> tuple[str, list[tuple[str, str]]]:
-    """The KUBE-SVC chain that KUBE-SERVICES sends ClusterIP:port to, and its KUBE-SEP chains in order, each with the
-    IP:port it DNATs to — from `iptables-save -t nat`. ("", []) when there is no such rule."""
-    rules = _iptables_rules(text)
-    svc = ""
-    for chain, w in rules:
-        target = _arg(w, "-j") or ""
-        if (chain == "KUBE-SERVICES" and target.startswith("KUBE-SVC-") and _arg(w, "-d") in (cluster_ip, f"{cluster_ip}/32")
-                and _arg(w, "--dport") == str(port) and _arg(w, "-p") == proto):
-            svc = target
-            break
-    if not svc:
-        return "", []
-    dnat = {chain: _arg(w, "--to-destination") or "" for chain, w in rules
-            if chain.startswith("KUBE-SEP-") and _arg(w, "-j") == "DNAT"}
-    seps = [_arg(w, "-j") for chain, w in rules if chain == svc and (_arg(w, "-j") or "").startswith("KUBE-SEP-")]
-    return svc, [(sep, dnat.get(sep, "")) for sep in seps]
-
-
-def iptables_probabilities(text: str, svc_chain: str) -> list[str | None]:
-    """The --probability of each jump to a KUBE-SEP chain in svc_chain (None: the last one, taken when the others
-    were not)."""
-    return [_arg(w, "--probability") for chain, w in _iptables_rules(text)
-            if chain == svc_chain and (_arg(w, "-j") or "").startswith("KUBE-SEP-")]
-
-
 _NAME = r'"?([^\s,}"]+)"?'
 
 

@@ -17,10 +17,8 @@ Three groups of checks:
 
 from __future__ import annotations
 
-import re
-import shlex
-
 from kubelab.engine import check, expect_equal, expect_true, fail, read_or_none
+from kubelab.kubeproxy_rules import iptables_service, nft_service  # the readers kubelab trace shares
 
 LAB = "lab11"
 NAMESPACE = "lab11-web"
@@ -33,73 +31,6 @@ PROXY_MODE_URL = "http://127.0.0.1:10249/proxyMode"   # kube-proxy's metrics ser
 HEALTHZ_URL = "http://127.0.0.1:10256/healthz"        # kube-proxy's health server (healthzBindAddress default)
 IPTABLES = "sudo -n iptables-save -t nat"
 NFT = "sudo -n nft list table ip kube-proxy"
-
-
-# ------------------------------------------------------------------------------------------------
-# reading kube-proxy's rules (pure functions: the tests feed them real captures)
-# ------------------------------------------------------------------------------------------------
-
-def _iptables_rules(text: str) -> list[tuple[str, list[str]]]:
-    rules = []
-    for line in text.splitlines():
-        if line.startswith("-A "):
-            try:
-                words = shlex.split(line)
-            except ValueError:
-                continue
-            rules.append((words[1], words[2:]))
-    return rules
-
-
-def _arg(words: list[str], flag: str) -> str | None:
-    return words[words.index(flag) + 1] if flag in words and words.index(flag) + 1 < len(words) else None
-
-
-def iptables_service(text: str, cluster_ip: str, port: int, proto: str = "tcp") -> tuple[str, list[tuple[str, str]]]:
-    """The KUBE-SVC chain that KUBE-SERVICES sends ClusterIP:port to, and its KUBE-SEP chains in order, each with the
-    IP:port it DNATs to — from `iptables-save -t nat`. ("", []) when there is no such rule."""
-    rules = _iptables_rules(text)
-    svc = ""
-    for chain, w in rules:
-        target = _arg(w, "-j") or ""
-        if (chain == "KUBE-SERVICES" and target.startswith("KUBE-SVC-") and _arg(w, "-d") in (cluster_ip, f"{cluster_ip}/32")
-                and _arg(w, "--dport") == str(port) and _arg(w, "-p") == proto):
-            svc = target
-            break
-    if not svc:
-        return "", []
-    dnat = {chain: _arg(w, "--to-destination") or "" for chain, w in rules
-            if chain.startswith("KUBE-SEP-") and _arg(w, "-j") == "DNAT"}
-    seps = [_arg(w, "-j") for chain, w in rules if chain == svc and (_arg(w, "-j") or "").startswith("KUBE-SEP-")]
-    return svc, [(sep, dnat.get(sep, "")) for sep in seps]
-
-
-_NAME = r'"?([^\s,}"]+)"?'
-
-
-def _nft_chain_body(text: str, name: str) -> str | None:
-    m = re.search(r'chain "?' + re.escape(name) + r'"? \{\n(.*?)\n\s*\}', text, re.S)
-    return m.group(1) if m else None
-
-
-def nft_service(text: str, cluster_ip: str, port: int, proto: str = "tcp") -> tuple[str, list[tuple[str, str]]]:
-    """The service chain the `service-ips` map sends ClusterIP . proto . port to, and its endpoint chains in order
-    (the numgen vmap's 0, 1, …), each with the IP:port it DNATs to — from `nft list table ip kube-proxy`."""
-    m = re.search(re.escape(f"{cluster_ip} . {proto} . {port}") + r"\s*:\s*goto " + _NAME, text)
-    if not m:
-        return "", []
-    svc = m.group(1)
-    body = _nft_chain_body(text, svc) or ""
-    arms = re.findall(r"(\d+)\s*:\s*goto " + _NAME, body)
-    if arms:
-        endpoints = [name for _, name in sorted(arms, key=lambda a: int(a[0]))]
-    else:  # one endpoint: a plain goto/jump, no numgen
-        endpoints = re.findall(r"(?:goto|jump) " + r'"?(endpoint-[^\s,}"]+)"?', body)
-    out = []
-    for ep in endpoints:
-        dnat = re.search(r"dnat (?:ip )?to (\S+)", _nft_chain_body(text, ep) or "")
-        out.append((ep, dnat.group(1) if dnat else ""))
-    return svc, out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -51,8 +51,10 @@ def fake_target(course, api: dict, commands: dict):
 
         def run(self, command, *args, **kwargs):
             cmd = self.get_command(command, *args)
-            for prefix, (rc, out) in commands.items():
+            for prefix, answer in commands.items():
                 if cmd.startswith(prefix):
+                    # an answer per node: {node: (rc, stdout)}
+                    rc, out = answer.get(self.hostname, (127, "")) if isinstance(answer, dict) else answer
                     return self.result(rc, self.encode(cmd), out.encode(), b"")
             return self.result(127, self.encode(cmd), b"", b"not simulated")
 

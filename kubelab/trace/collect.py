@@ -37,6 +37,11 @@ class Observed:
     audit_path: str = AUDIT_LOG_PATH
     audit: list[dict] | None = None  # None: no audit log on the control plane
     audit_error: str = ""
+    # beyond the pod's own hops: the Services selecting it, their EndpointSlices, kube-proxy's rules per node
+    services: list[dict] = field(default_factory=list)
+    slices: list[dict] = field(default_factory=list)
+    proxy: dict[str, dict] = field(default_factory=dict)  # node -> {"mode", "chains": [EndpointChain], "error"}
+    beyond_unread: str = ""
 
 
 def audit_command(path: str, namespace: str, name: str) -> str:
@@ -87,10 +92,77 @@ def collect(target: Target, kind: str, name: str, namespace: str = "default",
             lease = _get(client, f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{leader}", "")
             if lease:
                 seen.leases[f"kube-system/{leader}"] = lease
+        beyond = _beyond_the_pod(lambda: _read_services(client, seen), seen)
     finally:
         kube.close()
     _read_audit(host, seen)
+    if beyond:
+        _beyond_the_pod(lambda: _read_proxy_rules(target, seen), seen)
     return seen
+
+
+def _beyond_the_pod(read, seen: Observed) -> bool:
+    """The Service hops, read when the evidence holds them: a trace recorded before kubelab drew them still draws
+    the pod's own hops, and says why the others are missing."""
+    from kubelab.evidence.replay import NotInEvidence
+
+    try:
+        read()
+        return True
+    except NotInEvidence:
+        seen.services, seen.slices, seen.proxy = [], [], {}
+        seen.beyond_unread = "the evidence was recorded without the Service hops (EndpointSlice, kube-proxy)"
+        return False
+
+
+def selects(selector: dict | None, labels: dict | None) -> bool:
+    """A Service's selector picks a pod when every key=value of it is among the pod's labels (an empty or missing
+    selector picks none: such a Service's endpoints are managed by hand)."""
+    return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
+
+
+def _read_services(client, seen: Observed) -> None:
+    """The Services of the pod's namespace that select it, and their EndpointSlices (discovery.k8s.io in the
+    version the API server prefers: v1beta1 at 1.20, v1 since 1.21)."""
+    from urllib.parse import quote
+
+    labels = seen.object.get("metadata", {}).get("labels") or {}
+    if not labels:
+        return
+    found = _get(client, f"/api/v1/namespaces/{seen.namespace}/services", "services") or {}
+    seen.services = [s for s in found.get("items") or []
+                     if isinstance(s, dict) and selects((s.get("spec") or {}).get("selector"), labels)]
+    if not seen.services:
+        return
+    group = _get(client, "/apis/discovery.k8s.io", "") or {}
+    version = (group.get("preferredVersion") or {}).get("groupVersion") or "discovery.k8s.io/v1"
+    for svc in seen.services:
+        name = (svc.get("metadata") or {}).get("name", "")
+        selector = quote(f"kubernetes.io/service-name={name}", safe="")
+        slices = _get(client, f"/apis/{version}/namespaces/{seen.namespace}/endpointslices?labelSelector={selector}",
+                      "endpointslices") or {}
+        seen.slices += [s for s in slices.get("items") or [] if isinstance(s, dict)]
+
+
+def _read_proxy_rules(target: Target, seen: Observed) -> None:
+    """On every node: kube-proxy's mode and the endpoint chains that DNAT to the pod's IP (only when a Service
+    selects the pod: otherwise kube-proxy has no rule for it)."""
+    from dataclasses import asdict
+
+    from kubelab.kubeproxy_rules import endpoints_of, rules_command, split_rules_read
+
+    pod_ip = (seen.object.get("status") or {}).get("podIP")
+    if not pod_ip or not seen.services:
+        return
+    for node in target.course.model.nodes:
+        result = target.host(node.name).run(rules_command())
+        if result.rc != 0:
+            seen.proxy[node.name] = {"mode": "", "chains": [], "error": (result.stderr.strip().splitlines()
+                                                                           or [f"exit status {result.rc}"])[-1]}
+            continue
+        mode, text = split_rules_read(result.stdout)
+        seen.proxy[node.name] = {"mode": mode, "chains": [asdict(c) for c in endpoints_of(mode, text, pod_ip)],
+                                 "error": ""}
 
 
 def _get(client, path: str, what: str) -> dict | None:

@@ -2,8 +2,10 @@
 
 Each step says where it comes from: `audit` (the API server's own record of a request), `event` (what a
 component reported), `managedFields` (the object's record of who last wrote which fields, and when), `object`
-(its resourceVersion), `lease` (who leads, whose heartbeat), or `inferred` (a watch notification the diagram
-shows because the next step needs it; no log records it)."""
+(its resourceVersion), `lease` (who leads, whose heartbeat), `status` (a pod condition's lastTransitionTime),
+`endpointslice` (a Service's EndpointSlice listing the pod's IP ready), `kube-proxy` (the endpoint chain on a node
+that DNATs to the pod's IP; rules keep no time, so it is drawn right after the slice it follows), or `inferred` (a
+watch notification the diagram shows because the next step needs it; no log records it)."""
 
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def parse_time(value: str | None) -> datetime | None:
 class _Cast:
     """The participants, created as the steps name them."""
 
-    ORDER = ["U", "C", API, ETCD, "S", "K"]
+    ORDER = ["U", "C", API, ETCD, "S", "K", "P"]
 
     def __init__(self):
         self.labels: dict[str, str] = {API: "kube-apiserver", ETCD: "etcd"}
@@ -90,6 +92,9 @@ class _Cast:
         if manager == "kube-controller-manager" or manager.endswith("-controller"):
             return self._add("C", "kube-controller-manager")
         return self._add(f"M_{_ident(manager)}", manager)
+
+    def proxy(self, node: str) -> str:
+        return self._add(f"P_{_ident(node)}", f"kube-proxy on {node}")
 
     def reporter(self, event: dict) -> str | None:
         source = event.get("source") or {}
@@ -138,10 +143,16 @@ def build(seen: Observed) -> Trace:
         elif seen.audit_error:
             notes.append(f"could not read the audit log: {seen.audit_error}")
     steps += _from_events(seen, cast)
+    steps += _from_conditions(seen, cast, node)
+    slice_steps, slice_notes = _from_slices(seen, cast)
+    steps += slice_steps
+    notes += slice_notes
     steps = sorted(steps, key=_when)
     steps = _with_watches(steps, cast, node)
     _mark_revision(steps, seen, meta.get("resourceVersion", ""))
-    steps = _leader_notes(seen, cast) + steps + _node_lease_note(seen, cast, node)
+    proxy_steps, proxy_notes = _from_proxy(seen, cast, steps)
+    notes += proxy_notes
+    steps = _leader_notes(seen, cast) + steps + proxy_steps + _node_lease_note(seen, cast, node)
     return Trace(kind=seen.kind, namespace=seen.namespace, name=seen.name, uid=meta.get("uid", ""), node=node,
                  resource_version=str(meta.get("resourceVersion", "")), participants=cast.ordered(),
                  steps=steps, audit=any(s.source == "audit" for s in steps), notes=notes)
@@ -285,7 +296,7 @@ def _with_watches(steps: list[Step], cast: _Cast, node: str) -> list[Step]:
 
 
 def _mark_revision(steps: list[Step], seen: Observed, resource_version: str) -> None:
-    writes = [s for s in steps if s.kind == "write"]
+    writes = [s for s in steps if s.kind == "write" and "/registry/pods/" in s.text]
     if writes and resource_version:
         if not writes[-1].revision:
             writes[-1].revision = str(resource_version)
@@ -317,3 +328,98 @@ def _node_lease_note(seen: Observed, cast: _Cast, node: str) -> list[Step]:
     return [Step(spec.get("renewTime", ""), who, API,
                  f"renew Lease kube-node-lease/{node} (heartbeat every {spec.get('leaseDurationSeconds', 40) // 4}s)",
                  "lease")]
+
+
+# ------------------------------------------------------------------ beyond the pod: its Service's hops
+
+CONDITION_ORDER = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+
+
+def _from_conditions(seen: Observed, cast: _Cast, node: str) -> list[Step]:
+    """The pod's conditions as they became True (lastTransitionTime, whole seconds): PodScheduled is written with
+    the Binding, the others by the kubelet's status updates."""
+    steps = []
+    conditions = {c.get("type"): c for c in (seen.object.get("status") or {}).get("conditions") or []
+                  if isinstance(c, dict)}
+    for kind in CONDITION_ORDER:
+        c = conditions.get(kind)
+        if not c or c.get("status") != "True" or not c.get("lastTransitionTime"):
+            continue
+        who = API if kind == "PodScheduled" or not node else cast.manager("kubelet", node)
+        steps.append(Step(c["lastTransitionTime"], who, who, f"condition {kind}=True", "status", "note"))
+    return steps
+
+
+def slice_time(endpoint_slice: dict) -> str:
+    """When the EndpointSlice controller last changed the slice: its `endpoints.kubernetes.io/last-change-trigger-time`
+    annotation (the pod or Service change it acted on), else its newest managedFields entry."""
+    meta = endpoint_slice.get("metadata") or {}
+    trigger = (meta.get("annotations") or {}).get("endpoints.kubernetes.io/last-change-trigger-time")
+    if trigger:
+        return trigger
+    times = sorted(m.get("time") or "" for m in meta.get("managedFields") or [] if isinstance(m, dict))
+    return times[-1] if times else meta.get("creationTimestamp", "")
+
+
+def ready_in_slice(endpoint_slice: dict, pod_ip: str) -> bool | None:
+    """True: pod_ip is a ready endpoint of the slice; False: listed, not ready; None: not listed. An unset
+    `ready` means ready (the API's own rule)."""
+    for ep in endpoint_slice.get("endpoints") or []:
+        if pod_ip in (ep.get("addresses") or []):
+            return (ep.get("conditions") or {}).get("ready", True) is not False
+    return None
+
+
+def _from_slices(seen: Observed, cast: _Cast) -> tuple[list[Step], list[str]]:
+    pod_ip = (seen.object.get("status") or {}).get("podIP") or ""
+    if seen.beyond_unread:
+        return [], [seen.beyond_unread]
+    if not seen.services:
+        labelled = bool(seen.object.get("metadata", {}).get("labels"))
+        return [], ["no Service selects this pod's labels: no EndpointSlice lists it and kube-proxy has no rule for "
+                    "it"] if labelled else []
+    if not pod_ip:
+        return [], ["the pod has no IP yet: no EndpointSlice lists it"]
+    steps, notes = [], []
+    for svc in seen.services:
+        name = (svc.get("metadata") or {}).get("name", "")
+        mine = [s for s in seen.slices
+                if ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == name]
+        listed = [(s, ready_in_slice(s, pod_ip)) for s in mine]
+        ready = [s for s, r in listed if r]
+        if not ready:
+            state = "listed not ready" if any(r is False for _, r in listed) else "not listed"
+            notes.append(f"Service {name}: the pod's IP {pod_ip} is {state} in its EndpointSlices")
+            continue
+        s = ready[0]
+        who = cast.manager("endpointslice-controller", "")
+        steps.append(Step(slice_time(s), who, API, f"update EndpointSlice {(s.get('metadata') or {}).get('name')} "
+                          f"(Service {name}): {pod_ip} ready", "endpointslice"))
+        steps.append(Step(slice_time(s), API, ETCD, f"write /registry/endpointslices/{seen.namespace}/"
+                          f"{(s.get('metadata') or {}).get('name')}", "endpointslice", "write",
+                          str((s.get("metadata") or {}).get("resourceVersion", ""))))
+    return steps, notes
+
+
+def _from_proxy(seen: Observed, cast: _Cast, steps: list[Step]) -> tuple[list[Step], list[str]]:
+    """kube-proxy on each node: told of the slice by its watch, it writes the endpoint chain that DNATs to the pod.
+    The rules keep no time: drawn after the slice's update, which they follow."""
+    slice_steps = [s for s in steps if s.source == "endpointslice" and s.kind == "call"]
+    if not slice_steps or not seen.proxy:
+        return [], []
+    after = slice_steps[-1].at
+    out, notes = [], []
+    for node, found in seen.proxy.items():
+        if found.get("error"):
+            notes.append(f"kube-proxy's rules on {node} could not be read: {found['error']}")
+            continue
+        who = cast.proxy(node)
+        out.append(Step(after, API, who, "watch event: EndpointSlice changed", "inferred", "watch"))
+        chains = found.get("chains") or []
+        if not chains:
+            out.append(Step(after, who, who, f"no {found.get('mode') or 'iptables'} rule DNATs to the pod's IP",
+                            "kube-proxy", "note"))
+        for c in chains:
+            out.append(Step(after, who, who, f"{c['chain']} ({c['service']}) DNAT to {c['destination']} "
+                            f"[{found.get('mode') or 'iptables'}]", "kube-proxy", "note"))
+    return out, notes

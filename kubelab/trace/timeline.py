@@ -6,6 +6,7 @@ from kubelab.trace.mermaid import clock
 from kubelab.trace.model import Trace
 
 STYLE = {"audit": "green", "event": "cyan", "managedFields": "yellow", "object": "yellow", "lease": "magenta",
+         "status": "blue", "endpointslice": "cyan", "kube-proxy": "red",
          "inferred": "dim"}
 
 

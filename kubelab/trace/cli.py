@@ -30,7 +30,8 @@ def trace_command(
                                           "upward from here, or KUBELAB_COURSE)."),
 ) -> None:
     """Draw what happened to one object (a pod): who called the API server, etcd revisions, the scheduler's
-    binding, the kubelet's status updates. Read-only.
+    binding, the kubelet's status updates and the pod's conditions, the EndpointSlice of a Service selecting it,
+    kube-proxy's endpoint chain for it on every node. Read-only.
     Exit 0 drawn, 2 bad usage or unknown object, 3 cluster or node unreachable."""
     # drawn from the API server's audit log, the object's events and managedFields, its resourceVersion, the Leases
     from rich.console import Console

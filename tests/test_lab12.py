@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import time
@@ -37,11 +36,9 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, execute_notebook, wait_for
+from helpers import REPO, by_id, execute_notebook, grade_live, not_passing, ssh, ssh_ok
 from kubelab.cluster import build
-from kubelab.evidence import comparable, record_lab, replay_lab, save
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
+from kubelab.evidence import comparable, replay_lab
 
 LAB = "lab12"
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
@@ -192,39 +189,8 @@ def test_ip_inside_the_network_namespace():
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, node: str, cmd: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n sh -c {shlex.quote(cmd)}"],
-                          capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def _ok(ts, node, cmd, timeout=120, input=None) -> str:
-    p = _ssh(ts, node, cmd, timeout=timeout, input=input)
-    assert p.returncode == 0, (node, cmd, p.stdout[-500:], p.stderr[-500:])
-    return p.stdout
-
-
-def _grade(state, record: Path | None = None):
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        if record is None:
-            return run_lab(state["course"], LAB, target)
-        live, evidence = record_lab(state["course"], LAB, target)
-        save(evidence, record)
-        return live
-    finally:
-        target.close()
-
-
-def _by_id(result) -> dict:
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result) -> dict[str, str]:
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
-
-
 def _namespace_gone(ts) -> bool:
-    return _ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode != 0
+    return ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode != 0
 
 
 def _restore(state, made_kubeconfig: bool) -> list[str]:
@@ -233,7 +199,7 @@ def _restore(state, made_kubeconfig: bool) -> list[str]:
     problems = []
     cmd = (f"{KUBECTL} delete ns {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
            + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
-    p = _ssh(ts, "master", cmd, timeout=180)
+    p = ssh(ts, "master", cmd, timeout=180)
     if p.returncode != 0:
         problems.append(f"master: {cmd}: {p.stderr.strip()[-200:]}")
     if not _namespace_gone(ts):
@@ -256,7 +222,7 @@ def _runnable(cells) -> list:
 def lab12(shared_cluster, tmp_path_factory):
     """The solution notebook run on the shared cluster, then its graded, recorded state; put back afterwards."""
     ts = shared_cluster["ts"]
-    made_kubeconfig = _ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
     folder = tmp_path_factory.mktemp("lab12")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
@@ -271,7 +237,7 @@ def lab12(shared_cluster, tmp_path_factory):
         print(f"lab12 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
-        state["live"] = _grade(state, record=state["evidence"])
+        state["live"] = grade_live(state, LAB, record=state["evidence"])
         print(f"lab12 graded live (recording) in {time.monotonic() - t0:.1f}s")
         if os.environ.get(KEEP_RECORDING):
             shutil.copy(state["evidence"], os.environ[KEEP_RECORDING])
@@ -303,7 +269,7 @@ def test_solution_notebook_on_the_cluster_earns_full_marks_and_replays(lab12):
     assert ns == {"net": "shared", "ipc": "shared", "uts": "shared", "pid": "own", "mnt": "own"}, out["show-ns"]
     assert "containerd-shim-runc-v2" in out["show-shim"] and "/pause" in out["show-shim"], out["show-shim"]
     live = lab12["live"]
-    assert _not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
+    assert not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
                                      if str(c.status) != "pass"]
     assert live.score == live.max_score == 10
     replayed, _ = replay_lab(lab12["course"], LAB, lab12["evidence"])
@@ -316,10 +282,10 @@ def test_the_twins_have_no_crictl_that_speaks_the_cri(lab12):
     fails (no crictl at all, or the course's stand-in, which answers `version` only), while `ctr -n k8s.io` lists
     the pod's containers: what the grader reads."""
     ts = lab12["ts"]
-    p = _ssh(ts, "worker", "crictl pods")
+    p = ssh(ts, "worker", "crictl pods")
     assert p.returncode != 0, p.stdout
     assert "not found" in p.stderr or "stand-in" in p.stderr, p.stderr
-    listed = _ok(ts, "worker", f"ctr -n k8s.io containers list -q 'labels.\"io.kubernetes.pod.name\"=={G.POD}'")
+    listed = ssh_ok(ts, "worker", f"ctr -n k8s.io containers list -q 'labels.\"io.kubernetes.pod.name\"=={G.POD}'")
     assert len(listed.split()) >= 2  # the sandbox and at least one container
 
 
@@ -329,19 +295,19 @@ def test_wrong_answers_fail_without_giving_the_live_values_away(lab12):
     of another pod and another IP — the four answer checks fail showing the learner's values, never the live ones;
     the rest passes."""
     ts = lab12["ts"]
-    original = _ok(ts, "master", f"cat {ANSWERS}")
+    original = ssh_ok(ts, "master", f"cat {ANSWERS}")
     live = {k: v["value"] for k, v in json.loads(original).items()}
     wrong_values = {"container_pid": str(int(live["container_pid"]) + 1),
                     "cgroup_path": live["cgroup_path"].replace("/kubepods/", "/kubepods/burstable/"),
                     "sandbox_id": "f" * 64, "netns_ip": "10.244.9.9"}
     wrong = {k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"} for k, v in wrong_values.items()}
-    _ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
+    ssh_ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
     try:
-        result = _grade(lab12)
+        result = grade_live(lab12, LAB)
     finally:
-        _ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
-    got = _by_id(result)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+        ssh_ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
+    got = by_id(result)
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
     for check, key in (("answer_pid", "container_pid"), ("answer_cgroup", "cgroup_path"),
                        ("answer_sandbox", "sandbox_id"), ("answer_netns_ip", "netns_ip")):
         c = got[f"{check}[cluster]"]
@@ -356,17 +322,17 @@ def test_pod_deleted_and_recreated_through_the_api_is_not_a_restart(lab12):
     the answers of the old pod (sandbox ID, PID, cgroup path) fail; the new pod is Running, Guaranteed, in its
     cgroup, in containerd. Runs last: it leaves a pod the restore deletes with the namespace."""
     ts = lab12["ts"]
-    _ok(ts, "master", f"{KUBECTL} -n {G.NAMESPACE} delete pod {G.POD} --wait=true --timeout=60s")
-    _ok(ts, "master", f"{KUBECTL} apply -f - && {KUBECTL} -n {G.NAMESPACE} wait --for=condition=Ready "
-                      f"pod/{G.POD} --timeout=120s", input=json.dumps(notebook_pod(local_image=True)))
-    result = _grade(lab12)
-    got = _by_id(result)
+    ssh_ok(ts, "master", f"{KUBECTL} -n {G.NAMESPACE} delete pod {G.POD} --wait=true --timeout=60s")
+    ssh_ok(ts, "master", f"{KUBECTL} apply -f - && {KUBECTL} -n {G.NAMESPACE} wait --for=condition=Ready "
+                         f"pod/{G.POD} --timeout=120s", input=json.dumps(notebook_pod(local_image=True)))
+    result = grade_live(lab12, LAB)
+    got = by_id(result)
     r = got["restarted[cluster]"]
     assert str(r.status) == "fail" and r.actual == "restartCount 0" and "crictl stop" in r.hint, (r.actual, r.message)
-    failing = set(_not_passing(result))
+    failing = set(not_passing(result))
     assert {"restarted[cluster]", "answer_sandbox[cluster]", "answer_pid[cluster]", "answer_cgroup[cluster]"} \
         <= failing <= {"restarted[cluster]", "answer_sandbox[cluster]", "answer_pid[cluster]",
-                       "answer_cgroup[cluster]", "answer_netns_ip[cluster]"}, _not_passing(result)
+                       "answer_cgroup[cluster]", "answer_netns_ip[cluster]"}, not_passing(result)
 
 
 def _node_script(source: str) -> str:

@@ -93,6 +93,19 @@ def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_
         time.sleep(interval_s)
 
 
+def playwright_chromium():
+    """Playwright's sync API and Debian's chromium for a real-browser test; either missing fails it, saying how to
+    install it (never a skip)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install playwright (the browser is Debian's chromium)", pytrace=False)
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is missing: apt-get install -y chromium", pytrace=False)
+    return sync_playwright, chromium
+
+
 def settled_time() -> dict:
     """run_lab's (and record_lab's) clock for grading a state that stays as it is while the checks poll: a component
     stopped or a file moved on purpose, with nothing running that would put it back. On virtual time a polling
@@ -137,6 +150,28 @@ def ssh_ok(ts, node: str, cmd: str, **kw) -> str:
     p = ssh(ts, node, cmd, **kw)
     assert p.returncode == 0, (node, cmd, p.stdout[-2000:], p.stderr[-2000:])
     return p.stdout
+
+
+NOTEBOOK_METADATA = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
+
+def solution_cells(notebook: str) -> dict:
+    """The cells of solutions/<notebook> (e.g. "lab10/lab10_kubelet.ipynb") by their nbgrader grade_id."""
+    import nbformat
+
+    nb = nbformat.read(REPO / "solutions" / notebook, as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+
+
+def run_cells_live(cells: list, folder: Path, ts, *, metadata: dict | None = None, timeout: int = 300) -> dict[str, str]:
+    """`cells` run in order as one notebook in a real kernel against the twins of `ts` (KUBELAB_SSH_CONFIG, this
+    checkout's course), as a learner's notebook runs them; the text each printed, by grade_id."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=metadata or NOTEBOOK_METADATA)
+    env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
+    execute_notebook(nb, folder, env, timeout=timeout, drop=("NBGRADER_EXECUTION",))
+    return {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs) for c in nb.cells}
 
 
 def on_node(node: str, *, must_succeed: bool = False, **defaults):

@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from helpers import (REPO, by_check, execute_notebook, grade_live, load_grader, not_passing, on_node, shared_realdata,
+from helpers import (REPO, by_check, grade_live, load_grader, not_passing, on_node, run_cells_live, shared_realdata,
                      wait_for)
 from kubelab.engine import CheckFailed
 
@@ -206,11 +206,8 @@ _ssh = on_node("master", sudo="first", timeout=90)
 
 def _run_cells(state, ids, tmp_path):
     source = _solution()
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
-    nb = nbformat.v4.new_notebook(cells=[by_id[i] for i in ids], metadata=source.metadata)
-    env = {"KUBELAB_SSH_CONFIG": str(state["ts"].ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
-    execute_notebook(nb, tmp_path, env, timeout=300, drop=("NBGRADER_EXECUTION",))
-    return {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs) for c in nb.cells}
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
+    return run_cells_live([cells[i] for i in ids], tmp_path, state["ts"], metadata=source.metadata)
 
 
 def _apiserver_command(ts) -> str:

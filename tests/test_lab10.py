@@ -28,16 +28,16 @@ import subprocess
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, by_id, execute_notebook, grade_live, load_grader, not_passing, ssh, ssh_ok, wait_for
+from helpers import by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells, ssh, ssh_ok, wait_for
 from kubelab.cluster import build
 from kubelab.evidence import comparable, replay_lab, save
 from kubelab.evidence.model import load
 
 LAB = "lab10"
+NOTEBOOK = f"{LAB}/lab10_kubelet.ipynb"  # under solutions/
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 MANIFEST = "/etc/kubernetes/manifests/static-web.yaml"
 CONFIG = "/var/lib/kubelet/config.yaml"
@@ -48,11 +48,6 @@ ANSWER_CHECKS = {"answer_config_hash", "answer_lease_duration", "answer_client_s
 
 
 G = load_grader("lab10_kubelet.py")
-
-
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab10_kubelet.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
 
 
 def node_script(source: str) -> str:
@@ -67,7 +62,7 @@ def node_script(source: str) -> str:
 def test_notebook_writes_what_the_grader_looks_for():
     """simulation: the solution's static pod manifest and its values cell, parsed — a Pod named as the grader's
     STATIC_POD in its namespace, in the grader's manifest path; the setting value the grader expects."""
-    cells = solution_cells()
+    cells = solution_cells(NOTEBOOK)
     write = cells["write-static-pod"].source
     assert f"sudo tee {G.MANIFESTS}/{G.STATIC_POD}.yaml" in write
     pod = yaml.safe_load(write.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0])
@@ -119,7 +114,7 @@ def _run_change_setting(tmp_path: Path, config_text: str, healthz: str = "ok") -
     cfg = tmp_path / "config.yaml"
     if not cfg.exists():
         cfg.write_text(config_text)
-    script = node_script(solution_cells()["change-setting"].source).replace(CONFIG, str(cfg))
+    script = node_script(solution_cells(NOTEBOOK)["change-setting"].source).replace(CONFIG, str(cfg))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG_MAX_SIZE": G.SETTING_VALUE}
     return subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
                           timeout=60)
@@ -217,20 +212,15 @@ def lab10(shared_cluster, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab10")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
-        cells = solution_cells()
+        cells = solution_cells(NOTEBOOK)
         run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab10"]
         write = cells["write-static-pod"]
         assert write.source.count(NOTEBOOK_IMAGE) == 1
         write.source = write.source.replace(
             NOTEBOOK_IMAGE, f"    image: {build.BUSYBOX_IMAGE}\n    imagePullPolicy: Never\n")
-        nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                           "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(run, folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
-                            for c in nb.cells}
         print(f"lab10 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"

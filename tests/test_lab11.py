@@ -31,16 +31,17 @@ import shutil
 import subprocess
 import time
 
-import nbformat
 import pytest
 
-from helpers import REPO, by_id, execute_notebook, grade_live, not_passing, shared_realdata, ssh, ssh_ok, wait_for
+from helpers import (REPO, by_id, grade_live, load_grader, not_passing, run_cells_live, shared_realdata,
+                     solution_cells, ssh, ssh_ok, wait_for)
 from lab11_rulesets import nft_ruleset
 from kubelab.cluster import build
 from kubelab.course import LoadedCourse
 from kubelab.evidence import comparable, replay_lab
 
 LAB = "lab11"
+NOTEBOOK = f"{LAB}/lab11_kube_proxy.ipynb"  # under solutions/
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 ANSWERS = "/home/vagrant/.kubelab/answers/lab11.json"
 NOTEBOOK_IMAGE = "        image: busybox:1.37\n        imagePullPolicy: IfNotPresent\n"
@@ -50,21 +51,7 @@ REALDATA_IPTABLES = "v1.29.4_MiniK8s-SE3356-minik8s_iptables-save_control-plane_
 KEEP_RECORDING = os.environ.get("KUBELAB_LAB11_KEEP_RECORDING")  # where to copy the live recording (tests/data)
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab11_grader", REPO / "graders" / "lab11_kube_proxy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _grader()
-
-
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab11_kube_proxy.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+G = load_grader("lab11_kube_proxy.py")
 
 
 def with_mode(course: LoadedCourse, mode: str) -> LoadedCourse:
@@ -84,7 +71,7 @@ def test_notebook_creates_what_the_grader_looks_for():
     course.yaml's mode."""
     import yaml
 
-    cells = solution_cells()
+    cells = solution_cells(NOTEBOOK)
     values = cells["course-values"].source
     assert f'NS, SVC, REPLICAS = "{G.NAMESPACE}", "{G.SERVICE}", {G.REPLICAS}' in values
     assert "course.model.network.kube_proxy_mode" in values
@@ -172,19 +159,14 @@ def lab11(shared_cluster, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab11")
     state = {"course": course, "ts": ts}
     try:
-        cells = solution_cells()
+        cells = solution_cells(NOTEBOOK)
         run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab11" and gid not in NOT_ON_120]
         create = cells["create-service"]
         create.source = create.source.replace(
             NOTEBOOK_IMAGE, f"        image: {build.BUSYBOX_IMAGE}\n        imagePullPolicy: Never\n")
-        nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                           "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(run, folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
-                            for c in nb.cells}
         print(f"lab11 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
@@ -326,7 +308,7 @@ def test_switch_cell_sets_only_the_mode_and_restarts_the_daemonset(tmp_path):
         f'*"apply -f "*) cp "$3" {tmp_path / "applied.yaml"};; esac\n')
     (bin_dir / "kubectl").chmod(0o755)
     (tmp_path / "cm.yaml").write_text(KUBEADM_KUBE_PROXY_CM)
-    lines = solution_cells()["switch-nftables"].source.splitlines()[1:]
+    lines = solution_cells(NOTEBOOK)["switch-nftables"].source.splitlines()[1:]
     script = "\n".join(ln for ln in lines if "### " not in ln).replace("/tmp/kube-proxy-cm.yaml", str(tmp_path / "cm-edit.yaml"))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KUBE_PROXY_MODE": "nftables"}
     p = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=60)

@@ -32,15 +32,15 @@ import subprocess
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, by_id, execute_notebook, grade_live, not_passing, ssh, ssh_ok
+from helpers import by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells, ssh, ssh_ok
 from kubelab.cluster import build
 from kubelab.evidence import comparable, replay_lab
 
 LAB = "lab12"
+NOTEBOOK = f"{LAB}/lab12_container_runtime.ipynb"  # under solutions/
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 ANSWERS = "/home/vagrant/.kubelab/answers/lab12.json"
 NOTEBOOK_IMAGE = "    image: busybox:1.37\n    imagePullPolicy: IfNotPresent\n"
@@ -49,26 +49,12 @@ ANSWER_CHECKS = {"answer_pid", "answer_cgroup", "answer_sandbox", "answer_netns_
 KEEP_RECORDING = "KUBELAB_LAB12_RECORDING"  # a path: the live recording is copied there (to refresh tests/data)
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab12_grader", REPO / "graders" / "lab12_container_runtime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _grader()
-
-
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab12_container_runtime.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+G = load_grader("lab12_container_runtime.py")
 
 
 def notebook_pod(local_image: bool = False) -> dict:
     """The Pod of the solution's create-pod cell, with the course's values put in (and the twins' local image)."""
-    manifest = solution_cells()["create-pod"].source.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    manifest = solution_cells(NOTEBOOK)["create-pod"].source.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
     for var, value in {"POD": G.POD, "NAMESPACE": G.NAMESPACE, "CONTAINER": G.CONTAINER, "WORKER": "worker"}.items():
         manifest = manifest.replace(f"${var}", value)
     if local_image:
@@ -84,7 +70,7 @@ def test_notebook_creates_what_the_grader_looks_for():
     """simulation: the solution's pod manifest, parsed with the course's values put in — the grader's pod in the
     grader's namespace, one container named as the grader expects, requests equal to limits (Guaranteed); the
     values cell names the same; the answers recorded under the grader's keys."""
-    cells = solution_cells()
+    cells = solution_cells(NOTEBOOK)
     assert cells["create-pod"].source.count(NOTEBOOK_IMAGE) == 1  # the one text the live test swaps
     pod = notebook_pod()
     assert (pod["kind"], pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("Pod", G.POD, G.NAMESPACE)
@@ -103,7 +89,7 @@ def test_notebook_teaches_crictl_with_flags_cri_tools_has():
     """simulation: the crictl command lines of the solution, against the flags of cri-tools' cmd/crictl
     (sandbox.go, container.go at kubernetes-sigs/cri-tools b7c2770): pods --namespace/--name/--state/-q/--no-trunc,
     ps --pod/--name/-q/--no-trunc/-a, inspect -o go-template --template, stop."""
-    text = "".join(c.source for c in solution_cells().values())
+    text = "".join(c.source for c in solution_cells(NOTEBOOK).values())
     for line in ('crictl pods --namespace "$NAMESPACE" --name "^$POD\\$" --state ready -q --no-trunc',
                  'crictl ps --pod "$sid" --name "^$CONTAINER\\$" -q --no-trunc',
                  "crictl inspect -o go-template --template '{{.info.pid}}' \"$cid\"",
@@ -226,14 +212,9 @@ def lab12(shared_cluster, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab12")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
-        nb = nbformat.v4.new_notebook(cells=_runnable(solution_cells()), metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(_runnable(solution_cells(NOTEBOOK)), folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
-                            for c in nb.cells}
         print(f"lab12 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
@@ -366,7 +347,7 @@ esac
         f.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NAMESPACE": G.NAMESPACE, "POD": G.POD,
            "CONTAINER": G.CONTAINER}
-    return subprocess.run(["bash", "-eo", "pipefail", "-c", _node_script(solution_cells()[grade_id].source)],
+    return subprocess.run(["bash", "-eo", "pipefail", "-c", _node_script(solution_cells(NOTEBOOK)[grade_id].source)],
                           env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -380,7 +361,7 @@ def test_answer_cells_find_the_running_container_when_a_dead_one_is_listed_last(
     p = _run_on_fake_node(tmp_path, "find-pid-ip")
     assert p.returncode == 0 and p.stdout.split() == ["4321", "10.244.1.7"], (p.stdout, p.stderr)
     # the ID assigned on its own (as show-shim does): the helper's status is the assignment's
-    direct = _node_script(solution_cells()["find-pid-ip"].source).replace(
+    direct = _node_script(solution_cells(NOTEBOOK)["find-pid-ip"].source).replace(
         'pid=$(task_pid "$(running_id container)")', 'cid=$(running_id container); pid=$(task_pid "$cid")')
     assert "cid=$(running_id container)" in direct
     broken = direct.replace('if [ -n "$(task_pid "$id")" ]; then echo "$id"; fi', '[ -n "$(task_pid "$id")" ] && echo "$id"')

@@ -154,7 +154,7 @@ def test_no_answers_recorded_fails_the_answer_checks(tmp_path):
     """recorded evidence from the real 1.20 cluster on twins, no answers file on the control plane (`cat`'s real
     error) — the four answer checks fail saying how to record one; nothing else changes."""
     e = Edit().set_starting_with("master", ANSWERS_CAT, rc=1,
-                   stderr="cat: /home/vagrant/.kubelab/answers/lab12.json: No such file or directory")
+                                 stderr="cat: /home/vagrant/.kubelab/answers/lab12.json: No such file or directory")
     result = e.replay(tmp_path)
     assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
     c = by_id(result)["answer_sandbox[cluster]"]

@@ -28,14 +28,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, execute_notebook, load_grader, settled_time
+from helpers import (by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells as cells_of, ssh,
+                     ssh_ok)
 from kubelab.cluster import build
-from kubelab.evidence import comparable, record_lab, replay_lab, save
-from kubelab.engine.runner import run_lab
+from kubelab.evidence import comparable, replay_lab
 from kubelab.engine.targets import SshConfigTarget
 
 LAB = "lab13"
@@ -49,9 +48,8 @@ KEEP = "KUBELAB_LAB13_RECORDING"  # a folder: the live recordings are copied the
 G = load_grader("lab13_pod_journey.py")
 
 
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab13_pod_journey.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+def solution_cells() -> dict:
+    return cells_of(f"{LAB}/lab13_pod_journey.ipynb")
 
 
 def notebook_objects(local_image: bool = False) -> list[dict]:
@@ -158,46 +156,15 @@ def test_readers_of_etcdctl_and_cidr():
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, node: str, cmd: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n sh -c {shlex.quote(cmd)}"],
-                          capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def _ok(ts, node, cmd, timeout=120, input=None) -> str:
-    p = _ssh(ts, node, cmd, timeout=timeout, input=input)
-    assert p.returncode == 0, (node, cmd, p.stdout[-500:], p.stderr[-500:])
-    return p.stdout
-
-
-def _grade(state, record: Path | None = None, settled: bool = False):
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        if record is None:
-            return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
-        live, evidence = record_lab(state["course"], LAB, target)
-        save(evidence, record)
-        return live
-    finally:
-        target.close()
-
-
-def _by_id(result) -> dict:
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result) -> dict[str, str]:
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
-
-
 def _restore(state, made_kubeconfig: bool) -> list[str]:
     ts = state["ts"]
     problems = []
     cmd = (f"{KUBECTL} delete ns {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
            + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
-    p = _ssh(ts, "master", cmd, timeout=180)
+    p = ssh(ts, "master", cmd, timeout=180)
     if p.returncode != 0:
         problems.append(f"master: {cmd}: {p.stderr.strip()[-200:]}")
-    if _ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode == 0:
+    if ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode == 0:
         problems.append(f"namespace {G.NAMESPACE} still there")
     return problems
 
@@ -217,23 +184,17 @@ def lab13(shared_cluster, tmp_path_factory):
     from kubelab.trace.record import trace_live
 
     ts = shared_cluster["ts"]
-    made_kubeconfig = _ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
     folder = tmp_path_factory.mktemp("lab13")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
-        nb = nbformat.v4.new_notebook(cells=_runnable(solution_cells()), metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(_runnable(solution_cells()), folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(
-            o.get("text", "") or "".join((o.get("data") or {}).get("text/markdown", "")) for o in c.outputs)
-            for c in nb.cells}
         print(f"lab13 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
-        state["live"] = _grade(state, record=state["evidence"])
+        state["live"] = grade_live(state, LAB, record=state["evidence"])
         print(f"lab13 graded live (recording) in {time.monotonic() - t0:.1f}s")
         target = SshConfigTarget(state["course"], ts.ssh_config_file())
         try:
@@ -269,7 +230,7 @@ def test_solution_notebook_on_the_cluster_earns_full_marks_and_replays(lab13):
     assert "KUBE-SEP-" in out["check-proxy"], out["check-proxy"]
     assert any(ln.strip() == "journey" for ln in out["check-request"].splitlines()), out["check-request"]
     live = lab13["live"]
-    assert _not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
+    assert not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
                                      if str(c.status) != "pass"]
     assert live.score == live.max_score
     replayed, _ = replay_lab(lab13["course"], LAB, lab13["evidence"])
@@ -300,19 +261,19 @@ def test_wrong_answers_fail_without_giving_the_live_values_away(lab13):
     another pod's sandbox, another IP, another chain and the two times swapped — the six answer checks fail showing
     the learner's values (the timeline on its order), never the live ones; the rest passes."""
     ts = lab13["ts"]
-    original = _ok(ts, "master", f"cat {ANSWERS}")
+    original = ssh_ok(ts, "master", f"cat {ANSWERS}")
     live = {k: v["value"] for k, v in json.loads(original).items()}
     wrong_values = {"node": "master", "create_revision": str(int(live["create_revision"]) + 7),
                     "sandbox_id": "f" * 64, "pod_ip": "10.244.9.9", "endpoint_chain": "KUBE-SEP-AAAAAAAAAAAAAAAA",
                     "scheduled_at": live["ready_at"], "ready_at": "2020-01-01T00:00:00Z"}
     wrong = {k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"} for k, v in wrong_values.items()}
-    _ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
+    ssh_ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
     try:
-        result = _grade(lab13)
+        result = grade_live(lab13, LAB)
     finally:
-        _ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
-    got = _by_id(result)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+        ssh_ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
+    got = by_id(result)
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
     for check, key in (("answer_node", "node"), ("answer_create_revision", "create_revision"),
                        ("answer_sandbox", "sandbox_id"), ("answer_pod_ip", "pod_ip"),
                        ("answer_endpoint_chain", "endpoint_chain")):
@@ -333,15 +294,15 @@ def test_a_selector_typo_fails_the_service_check(lab13):
         body = json.dumps({"spec": {"selector": {"app": value}}})
         return f"{KUBECTL} -n {G.NAMESPACE} patch svc {G.SERVICE} --type=merge -p {shlex.quote(body)}"
 
-    _ok(ts, "master", selector("journy"))
+    ssh_ok(ts, "master", selector("journy"))
     try:
-        result = _grade(lab13, settled=True)
+        result = grade_live(lab13, LAB, settled=True)
     finally:
-        _ok(ts, "master", selector("journey"))
-    got = _by_id(result)
+        ssh_ok(ts, "master", selector("journey"))
+    got = by_id(result)
     s = got["service_selects[cluster]"]
     assert str(s.status) == "fail" and "journy" in str(s.actual) and "journey" in str(s.expected), (s.expected, s.actual)
-    failing = _not_passing(result)
+    failing = not_passing(result)
     assert {k for k, v in failing.items() if v == "fail"} <= {"service_selects[cluster]", "answer_endpoint_chain[cluster]",
                                                              "request_reaches[master]"}, failing
     for c in ("pod_running[cluster]", "answer_node[cluster]", "answer_sandbox[cluster]", "answer_pod_ip[cluster]",
@@ -358,11 +319,11 @@ def test_pod_recreated_is_a_new_journey(lab13):
     deletes the namespace."""
     ts = lab13["ts"]
     pod, _ = notebook_objects(local_image=True)
-    _ok(ts, "master", f"{KUBECTL} -n {G.NAMESPACE} delete pod {G.POD} --wait=true --timeout=60s")
+    ssh_ok(ts, "master", f"{KUBECTL} -n {G.NAMESPACE} delete pod {G.POD} --wait=true --timeout=60s")
     time.sleep(1.5)  # the new pod's condition times must differ from the old one's by a whole second
-    _ok(ts, "master", f"{KUBECTL} apply -f - && {KUBECTL} -n {G.NAMESPACE} wait --for=condition=Ready "
+    ssh_ok(ts, "master", f"{KUBECTL} apply -f - && {KUBECTL} -n {G.NAMESPACE} wait --for=condition=Ready "
                       f"pod/{G.POD} --timeout=120s", input=json.dumps(pod))
-    result = _grade(lab13)
-    failing = set(_not_passing(result))
+    result = grade_live(lab13, LAB)
+    failing = set(not_passing(result))
     must = {"answer_create_revision[cluster]", "answer_sandbox[cluster]", "answer_timeline[cluster]"}
-    assert must <= failing <= must | {"answer_pod_ip[cluster]", "answer_endpoint_chain[cluster]"}, _not_passing(result)
+    assert must <= failing <= must | {"answer_pod_ip[cluster]", "answer_endpoint_chain[cluster]"}, not_passing(result)

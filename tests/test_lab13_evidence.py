@@ -19,15 +19,14 @@ Proof, named per test:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from evidence_edit import EvidenceEdit
+from helpers import REPO, by_id, not_passing
 from lab11_rulesets import nft_ruleset
 from kubelab.course import load_course
-from kubelab.evidence import replay_lab, save
-from kubelab.evidence.model import load
+from kubelab.evidence import replay_lab
 from kubelab.kubeproxy_rules import rules_command
 from kubelab.trace.record import trace_from_evidence
 
@@ -35,7 +34,7 @@ LAB = "lab13"
 RECORDING = REPO / "tests" / "data" / "lab13" / "solved-v1.20-twins.recording.json"
 TRACE = REPO / "tests" / "data" / "trace" / "journey.trace.json"
 POD_PATH = "/api/v1/namespaces/lab13-journey/pods/journey"
-SLICES = "/apis/discovery.k8s.io/"
+SLICES = "/endpointslices?"
 RULES = rules_command()
 ETCD_GET = "sudo -n etcdctl "
 CURL = "curl -s -m 5 http://"
@@ -45,34 +44,21 @@ ANSWER_CHECKS = ("answer_node", "answer_create_revision", "answer_sandbox", "ans
                  "answer_timeline")
 
 
-class Edit:
-    def __init__(self):
-        self.ev = load(RECORDING)
-
-    def obs(self, node: str, prefix: str) -> list:
-        hits = [o for o in self.ev.nodes[node] if o.cmd.startswith(prefix)]
-        assert hits, (prefix, [o.cmd for o in self.ev.nodes[node]])
-        return hits
+class Edit(EvidenceEdit):
+    recording, lab, course = RECORDING, LAB, COURSE
 
     def stdout(self, node: str, prefix: str) -> str:
-        return self.obs(node, prefix)[0].stdout
+        return self.stdout_starting_with(node, prefix)
 
     def set(self, node: str, prefix: str, stdout: str = "", rc: int = 0, stderr: str = "") -> "Edit":
-        for o in self.obs(node, prefix):
-            o.stdout, o.rc, o.stderr = stdout, rc, stderr
-        return self
+        return self.set_starting_with(node, prefix, stdout, rc, stderr)
 
-    def api(self, prefix: str, fn) -> "Edit":
-        hits = [o for o in self.ev.api if o.path.startswith(prefix)]
-        assert hits, (prefix, [o.path for o in self.ev.api])
-        for o in hits:
-            d = json.loads(o.data)
-            fn(d)
-            o.data = json.dumps(d)
-        return self
+    def api_part(self, part: str, fn) -> "Edit":
+        """The read whose path holds `part`, its JSON changed by `fn`."""
+        return self.api(self.api_path(part), fn)
 
     def pod_json(self) -> dict:
-        return json.loads(next(o.data for o in self.ev.api if o.path == POD_PATH))
+        return self.api_data(POD_PATH)
 
     def answers(self, **values) -> "Edit":
         a = json.loads(self.stdout("master", ANSWERS_CAT))
@@ -80,27 +66,13 @@ class Edit:
             a[k]["value"] = v
         return self.set("master", ANSWERS_CAT, json.dumps(a))
 
-    def replay(self, tmp_path: Path):
-        result, _ = replay_lab(COURSE, LAB, save(self.ev, tmp_path / "edited.json"))
-        errors = [(c.id, c.message) for c in result.checks if str(c.status) == "error"]
-        assert not errors, errors
-        return result
-
-
-def _by_id(result):
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result):
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
-
 
 def test_the_recording_replays_to_full_marks():
     """recorded evidence from the real 1.20 cluster on twins, unchanged: every check passes — and what the grader
     read is the pod's journey: its IP in the worker's podCIDR, ready in the v1beta1 slice, a KUBE-SEP chain DNATing
     to it in both nodes' nat tables (iptables mode), the pod's hostname answering the ClusterIP."""
     result, _ = replay_lab(COURSE, LAB, RECORDING)
-    assert _not_passing(result) == {} and result.score == result.max_score
+    assert not_passing(result) == {} and result.score == result.max_score
     e = Edit()
     ip = e.pod_json()["status"]["podIP"]
     for node in ("master", "worker"):
@@ -116,7 +88,7 @@ def test_pod_not_ready_fails(tmp_path):
         for c in d["status"]["conditions"]:
             if c["type"] in ("Ready", "ContainersReady"):
                 c["status"] = "False"
-    p = _by_id(Edit().api(POD_PATH, unready).replay(tmp_path))["pod_running[cluster]"]
+    p = by_id(Edit().api(POD_PATH, unready).replay(tmp_path))["pod_running[cluster]"]
     assert str(p.status) == "fail" and "Ready=False" in p.actual and "Ready=True" in p.expected
 
 
@@ -127,7 +99,7 @@ def test_pod_on_the_host_network_is_outside_the_pod_cidr(tmp_path):
         d["spec"]["hostNetwork"] = True
         d["status"]["podIP"] = "192.168.56.11"
         d["status"]["podIPs"] = [{"ip": "192.168.56.11"}]
-    c = _by_id(Edit().api(POD_PATH, host_network).replay(tmp_path))["pod_ip_in_pod_cidr[cluster]"]
+    c = by_id(Edit().api(POD_PATH, host_network).replay(tmp_path))["pod_ip_in_pod_cidr[cluster]"]
     assert str(c.status) == "fail" and c.actual == "192.168.56.11" and "10.244." in c.expected
 
 
@@ -139,10 +111,10 @@ def test_listed_not_ready_in_the_slice_fails_and_blocks_the_rules(tmp_path):
         for s in d["items"]:
             for ep in s.get("endpoints") or []:
                 ep["conditions"] = {"ready": False}
-    result = Edit().api(SLICES, unready).replay(tmp_path)
-    s = _by_id(result)["in_endpoint_slice[cluster]"]
+    result = Edit().api_part(SLICES, unready).replay(tmp_path)
+    s = by_id(result)["in_endpoint_slice[cluster]"]
     assert str(s.status) == "fail" and s.actual == "listed, not ready" and s.expected == "ready"
-    assert {k: v for k, v in _not_passing(result).items() if v == "blocked"} == {
+    assert {k: v for k, v in not_passing(result).items() if v == "blocked"} == {
         "proxy_rules[master]": "blocked", "proxy_rules[worker]": "blocked", "request_reaches[master]": "blocked",
         "answer_endpoint_chain[cluster]": "blocked"}
 
@@ -154,10 +126,10 @@ def test_a_node_without_the_chain_fails_there_only(tmp_path):
     e = Edit()
     kept = "\n".join(ln for ln in e.stdout("worker", RULES).splitlines() if "lab13-journey/journey" not in ln) + "\n"
     result = e.set("worker", RULES, kept).replay(tmp_path)
-    w = _by_id(result)["proxy_rules[worker]"]
+    w = by_id(result)["proxy_rules[worker]"]
     ip = e.pod_json()["status"]["podIP"]
     assert str(w.status) == "fail" and w.actual == "(none)" and w.expected == f"{ip}:8080"
-    assert _not_passing(result) == {"proxy_rules[worker]": "fail"}
+    assert not_passing(result) == {"proxy_rules[worker]": "fail"}
 
 
 def test_nftables_mode_of_136_passes_and_names_its_endpoint_chain(tmp_path):
@@ -170,15 +142,15 @@ def test_nftables_mode_of_136_passes_and_names_its_endpoint_chain(tmp_path):
     for node in ("master", "worker"):
         e.set(node, RULES, nft)
     result = e.replay(tmp_path)
-    assert _not_passing(result) == {"answer_endpoint_chain[cluster]": "fail"}
+    assert not_passing(result) == {"answer_endpoint_chain[cluster]": "fail"}
     chain = f"endpoint-AAAAAAAA-lab13-journey/journey/tcp/http__{ip}/8080"
-    assert _not_passing(e.answers(endpoint_chain=chain).replay(tmp_path)) == {}
+    assert not_passing(e.answers(endpoint_chain=chain).replay(tmp_path)) == {}
 
 
 def test_another_pod_answering_fails_the_request(tmp_path):
     """recorded evidence from the real 1.20 cluster on twins, the ClusterIP answered by another pod's httpd (a
     second pod with the same label) — request_reaches fails expected the pod's name."""
-    r = _by_id(Edit().set("master", CURL, "web-7d4b9c\n").replay(tmp_path))["request_reaches[master]"]
+    r = by_id(Edit().set("master", CURL, "web-7d4b9c\n").replay(tmp_path))["request_reaches[master]"]
     assert str(r.status) == "fail" and r.expected == "journey" and r.actual == "web-7d4b9c"
 
 
@@ -187,7 +159,7 @@ def test_the_key_gone_from_etcd_fails_the_revision(tmp_path):
     the reads) — answer_create_revision fails 'none in etcd'."""
     e = Edit()
     header = json.loads(e.stdout("master", ETCD_GET))["header"]
-    c = _by_id(e.set("master", ETCD_GET, json.dumps({"header": header})).replay(tmp_path))["answer_create_revision[cluster]"]
+    c = by_id(e.set("master", ETCD_GET, json.dumps({"header": header})).replay(tmp_path))["answer_create_revision[cluster]"]
     assert str(c.status) == "fail" and c.actual == "none in etcd"
 
 
@@ -196,8 +168,8 @@ def test_no_answers_recorded_fails_every_answer_check(tmp_path):
     %answer never ran) — the six answer checks fail 'none recorded'; nothing else changes."""
     result = Edit().set("master", ANSWERS_CAT, "", rc=1,
                         stderr="cat: /home/vagrant/.kubelab/answers/lab13.json: No such file or directory").replay(tmp_path)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
-    assert all(_by_id(result)[f"{c}[cluster]"].actual == "none recorded" for c in ANSWER_CHECKS)
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+    assert all(by_id(result)[f"{c}[cluster]"].actual == "none recorded" for c in ANSWER_CHECKS)
 
 
 def test_timeline_out_of_order_fails(tmp_path):
@@ -207,7 +179,7 @@ def test_timeline_out_of_order_fails(tmp_path):
     a = json.loads(e.stdout("master", ANSWERS_CAT))
     if a["scheduled_at"]["value"] == a["ready_at"]["value"]:
         pytest.skip("the recording's pod became Ready within the second it was scheduled: no order to swap")
-    t = _by_id(e.answers(scheduled_at=a["ready_at"]["value"], ready_at=a["scheduled_at"]["value"])
+    t = by_id(e.answers(scheduled_at=a["ready_at"]["value"], ready_at=a["scheduled_at"]["value"])
                .replay(tmp_path))["answer_timeline[cluster]"]
     assert str(t.status) == "fail" and "after ready_at" in t.actual
 

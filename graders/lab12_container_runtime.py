@@ -207,7 +207,7 @@ def test_sandbox_in_containerd(host, kube):
     sandbox = _info(host, sid)
     slabels = sandbox.get("Labels") or {}
     expect_equal({"kind": slabels.get(KIND_LABEL), "pod uid": slabels.get("io.kubernetes.pod.uid")},
-                 {"kind": "sandbox", "pod uid": pod.metadata.uid}, what=f"containerd sandbox {sid[:13]}")
+                 {"kind": "sandbox", "pod uid": pod.metadata.uid}, what="the containerd sandbox your container names")
     _task(host, sid)
 
 
@@ -263,5 +263,5 @@ def test_answer_netns_ip(answers, hosts, kube, course):
     got = host.run(f"sudo -n nsenter -t {pid} -n ip -4 -o addr show scope global")
     ip = netns_ip(got.stdout)
     expect_true(bool(ip), "an IPv4 address in the pod's network namespace", got.stderr.strip() or "none",
-                what=f"nsenter -t {pid} -n")
+                what="nsenter into the network namespace of your container's main process")
     answers.expect("netns_ip", ip, where="the IPv4 address inside your pod's network namespace", same=same_ip)

@@ -1,9 +1,10 @@
 """Shared test helpers: throwaway courses with hand-written graders, running the real CLI, the real captures
-beside the checkout, and bounded waits on a state."""
+beside the checkout, bounded waits on a state, and the live modules' shell on a twin and grading on the cluster."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,19 @@ def wait_for(observe, what: str, *, until=bool, timeout_s: float = 60, interval_
         time.sleep(interval_s)
 
 
+def playwright_chromium():
+    """Playwright's sync API and Debian's chromium for a real-browser test; either missing fails it, saying how to
+    install it (never a skip)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install playwright (the browser is Debian's chromium)", pytrace=False)
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is missing: apt-get install -y chromium", pytrace=False)
+    return sync_playwright, chromium
+
+
 def settled_time() -> dict:
     """run_lab's (and record_lab's) clock for grading a state that stays as it is while the checks poll: a component
     stopped or a file moved on purpose, with nothing running that would put it back. On virtual time a polling
@@ -116,3 +130,92 @@ def load_grader(filename: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# -- live lab modules: a command on a twin, a lab graded on the twins' cluster, its results by name ---------------
+
+def ssh(ts, node: str, cmd: str, *, sudo: str | None = "sh", timeout: float = 120,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    """`cmd` on twin `node` through the TwinSet's ssh config. `sudo`: "sh" runs the whole command line as root
+    (`sudo -n sh -c '<cmd>'`: a pipe's every command, `~` is root's home); "first" puts `sudo -n` before it, so
+    the lab user's login shell parses it (`~` is that user's home, only the first command of a pipe is root's);
+    None runs it as the lab user."""
+    remote = {"sh": f"sudo -n sh -c {shlex.quote(cmd)}", "first": f"sudo -n {cmd}", None: cmd}[sudo]
+    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, remote], capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+def ssh_ok(ts, node: str, cmd: str, **kw) -> str:
+    """ssh() that must succeed: its stdout."""
+    p = ssh(ts, node, cmd, **kw)
+    assert p.returncode == 0, (node, cmd, p.stdout[-2000:], p.stderr[-2000:])
+    return p.stdout
+
+
+NOTEBOOK_METADATA = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
+
+def solution_cells(notebook: str) -> dict:
+    """The cells of solutions/<notebook> (e.g. "lab10/lab10_kubelet.ipynb") by their nbgrader grade_id."""
+    import nbformat
+
+    nb = nbformat.read(REPO / "solutions" / notebook, as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+
+
+def run_cells_live(cells: list, folder: Path, ts, *, metadata: dict | None = None, timeout: int = 300) -> dict[str, str]:
+    """`cells` run in order as one notebook in a real kernel against the twins of `ts` (KUBELAB_SSH_CONFIG, this
+    checkout's course), as a learner's notebook runs them; the text each printed, by grade_id."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=metadata or NOTEBOOK_METADATA)
+    env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
+    execute_notebook(nb, folder, env, timeout=timeout, drop=("NBGRADER_EXECUTION",))
+    return {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs) for c in nb.cells}
+
+
+def on_node(node: str, *, must_succeed: bool = False, **defaults):
+    """ssh(ts, node, cmd) (or ssh_ok) bound to one node and a module's own defaults, called as f(ts, cmd, **kw):
+    for a module that runs everything on the control plane, e.g. `_ssh = on_node("master", sudo="first")`."""
+    run = ssh_ok if must_succeed else ssh
+    return lambda ts, cmd, **kw: run(ts, node, cmd, **{**defaults, **kw})
+
+
+def grade_live(state: dict, lab: str, *, record: Path | None = None, settled: bool = False):
+    """`lab` graded live on the cluster of `state` (a shared_cluster-like dict: "course", "ts"); with `record`, also
+    recorded into that evidence file. `settled`: on virtual time, for a state that stays as it is while the checks
+    poll (settled_time)."""
+    from kubelab.engine.runner import run_lab
+    from kubelab.engine.targets import SshConfigTarget
+    from kubelab.evidence import record_lab, save
+    from kubelab.evidence.replay import ReplayClock
+
+    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
+    try:
+        if record is None:
+            return run_lab(state["course"], lab, target, **(settled_time() if settled else {}))
+        live, evidence = record_lab(state["course"], lab, target, clock=ReplayClock() if settled else None)
+        save(evidence, record)
+        return live
+    finally:
+        target.close()
+
+
+def by_id(result) -> dict:
+    """The checks by id: "mirror_pod[cluster]"."""
+    return {c.id: c for c in result.checks}
+
+
+def by_check(result) -> dict:
+    """The checks by name without the node: "mirror_pod" (for labs whose checks each run on one node)."""
+    return {c.check: c for c in result.checks}
+
+
+def not_passing(result, key: str = "id") -> dict[str, str]:
+    """{id (or check name, key="check"): status} of every check that did not pass."""
+    return {getattr(c, key): str(c.status) for c in result.checks if str(c.status) != "pass"}
+
+
+def brief(result) -> list[tuple]:
+    """Each check as (id, status, expected, actual): what an assertion message shows of a whole run."""
+    return [(c.id, str(c.status), c.expected, c.actual) for c in result.checks]

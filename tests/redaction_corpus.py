@@ -284,6 +284,9 @@ SECRETS: list[Secret] = [
     Secret("static tokens.csv", "file",
            f'{OPAQUE},admin,1000,"system:masters"\n31ada4fd-adec-460c-809a-9e56ceb75269,kubelet-bootstrap,10001,"system:bootstrappers"\n',
            "31ada4fd-adec-460c-809a-9e56ceb75269", "kubelet-bootstrap,10001"),
+    Secret("static token file, three columns", "file", f"{OPAQUE},alice,1001\n", OPAQUE, "alice,1001"),
+    Secret("static token file, one unquoted group", "file", f"{OPAQUE},bob,1002,developers\n", OPAQUE,
+           "bob,1002,developers"),
     Secret("basic-auth password in a YAML values file", "file", "grafana:\n  adminPassword: x\n  password: 'Gr4f4n4-Pa55'\n",
            "Gr4f4n4-Pa55", "grafana:"),
     Secret("etcd credentials in JSON", "api", '{"kind":"Config","auth":{"password":"etcd-R00t-Pa55"}}', "etcd-R00t-Pa55"),
@@ -348,6 +351,12 @@ HARMLESS: list[Harmless] = [
              "csr-8xk2p   2m    kubernetes.io/kube-apiserver-client-kubelet   system:bootstrap:7sv2lq   Approved,Issued\n"),
     Harmless("placeholders in a join command", "kubeadm join 192.168.56.10:6443 --token <token> "
              "--discovery-token-ca-cert-hash sha256:<hash>\nkubeadm join ... --token $TOKEN ...\n"),
+    # a hint is one line of prose: its commas must not make it read as a --token-auth-file line (seen live, Lab 5)
+    Harmless("a hint whose first word is long, then commas", "port-forward, like exec, is the API server calling the "
+             "kubelet of the chosen pod's node (port 10250 at its InternalIP, --node-ip); then the kubelet connects "
+             "to the pod's port."),
+    Harmless("a sentence with commas and no spaces around the first", "Remember,kubelets, too, register themselves"),
+    Harmless("a CSV header and a row with spaces", "name,namespace,node\nweb-1, smoke, worker\n"),
     Harmless("kubeadm-config ClusterConfiguration", "apiServer:\n  certSANs:\n  - 192.168.56.10\ncertificatesDir: /etc/kubernetes/pki\n"
              "clusterName: kubernetes\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 10.244.0.0/16\n"),
 ]

@@ -293,3 +293,46 @@ def test_read_or_none_tells_a_missing_object_from_other_api_errors():
     with pytest.raises(ConnectionError):
         read_or_none(raising(ConnectionError("refused")))
     assert api_status(ConnectionError("refused")) is None
+
+
+def test_a_failure_keeps_what_the_grader_looked_at_on_both_drivers(tmp_path):
+    """Hand-written grader run on this machine as every node (real pytest driver and real direct driver, no mocks):
+    a failed check's message is the grader's `what` (followed by the engine's wait when it polled), the same on
+    both drivers and shown in the learner's HTML table; a passing check carries no message."""
+    from kubelab.engine.direct import run_lab_direct
+    from kubelab.engine.report import to_html
+
+    course = load_course(make_course(tmp_path, '''
+        from kubelab.engine import check, expect_equal, fail
+
+        @check("Hostname is set", on="master", points=1, hint="h")
+        def test_named(host):
+            expect_equal(host.run("echo master").stdout.strip(), "master", what="the node's hostname")
+
+        @check("The answer is 42", on="master", points=1, hint="h")
+        def test_answer(host):
+            expect_equal(host.run("echo 41").stdout.strip(), "42", what="the answer in /etc/answer")
+
+        @check("Ready in the end", on="master", points=1, hint="h", wait_s=2, interval_s=1)
+        def test_waited(host):
+            fail("Ready", "NotReady", what="node master")
+
+        @check("No what given", on="master", points=1, hint="h")
+        def test_bare(host):
+            fail("yes", "no")
+    '''))
+    results = []
+    for driver in (run_lab, run_lab_direct):
+        now = [0.0]
+        results.append(driver(course, "lab90", LocalTarget(course), clock=lambda: now[0],
+                              sleep=lambda s: now.__setitem__(0, now[0] + s)))
+    via_pytest, direct = results
+    assert [c.to_dict() for c in via_pytest.checks] == [c.to_dict() for c in direct.checks]
+    r = by_id(direct)
+    assert (r["named[master]"].status, r["named[master]"].message) == (Status.PASS, None)
+    answer = r["answer[master]"]
+    assert (answer.status, answer.expected, answer.actual, answer.message) == \
+        (Status.FAIL, "42", "41", "the answer in /etc/answer")
+    assert r["waited[master]"].message == "node master: still not so after waiting 2s"
+    assert (r["bare[master]"].status, r["bare[master]"].message) == (Status.FAIL, None)
+    assert "<b>note</b> the answer in /etc/answer" in to_html(direct)

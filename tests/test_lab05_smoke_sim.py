@@ -229,12 +229,13 @@ def test_the_grader_runs_kubectl_bounded_and_only_reads():
 def test_check_texts_are_not_taken_for_secrets_by_the_evidence_scan():
     """simulation of nothing (the grader's own texts): every Lab 5 check's title and hint, stored in each evidence
     file's result, passes the evidence secret scan (kubelab.evidence.redact.find_secrets). Seen live: a hint starting
-    `port-forward, like exec, is ...` was a --token-auth-file line (token,user,uid) to the scan; the scan still takes
-    that shape for one."""
+    `port-forward, like exec, is ...` was a --token-auth-file line (token,user,uid) to the scan; the scan now takes
+    only a real token line (no spaces around a field) for one."""
     from kubelab.evidence.redact import find_secrets
 
     specs = [fn._kubelab_check for fn in vars(G).values() if hasattr(fn, "_kubelab_check")]
     assert len(specs) >= 20
     flagged = {s.name: find_secrets(s.title + "\n") + find_secrets(s.hint) for s in specs}
     assert {k: v for k, v in flagged.items() if v} == {}
-    assert find_secrets("port-forward, like exec, is the API server calling the kubelet") == ["static token file"]
+    assert find_secrets("port-forward, like exec, is the API server calling the kubelet") == []
+    assert find_secrets("port-forward,like-exec,1000\n") == ["static token file"]

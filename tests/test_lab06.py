@@ -27,10 +27,9 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from helpers import REPO, execute_notebook, load_grader, settled_time, shared_realdata, wait_for
+from helpers import (REPO, by_check, grade_live, load_grader, not_passing, on_node, run_cells_live, shared_realdata,
+                     wait_for)
 from kubelab.engine import CheckFailed
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
 
 LAB = "lab06"
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
@@ -201,40 +200,19 @@ def test_notebook_and_grader_name_the_same_user():
 # live on the twins' cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, cmd: str, timeout: float = 90, input: str | None = None, sudo: bool = True):
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), "master", f"sudo -n {cmd}" if sudo else cmd],
-                          capture_output=True, text=True, timeout=timeout, input=input)
+# everything on the control plane, `sudo -n` before the command (the lab user's shell parses it)
+_ssh = on_node("master", sudo="first", timeout=90)
 
 
 def _run_cells(state, ids, tmp_path):
     source = _solution()
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
-    nb = nbformat.v4.new_notebook(cells=[by_id[i] for i in ids], metadata=source.metadata)
-    env = {"KUBELAB_SSH_CONFIG": str(state["ts"].ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
-    execute_notebook(nb, tmp_path, env, timeout=300, drop=("NBGRADER_EXECUTION",))
-    return {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs) for c in nb.cells}
-
-
-def _grade(state, settled: bool = False):
-    """Graded live; `settled`: on virtual time, for a state that stays broken while the checks poll (helpers)."""
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
-    finally:
-        target.close()
-
-
-def _by_id(result):
-    return {c.id.split("[")[0]: c for c in result.checks}
-
-
-def _not_passing(result):
-    return {cid: str(c.status) for cid, c in _by_id(result).items() if str(c.status) != "pass"}
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
+    return run_cells_live([cells[i] for i in ids], tmp_path, state["ts"], metadata=source.metadata)
 
 
 def _apiserver_command(ts) -> str:
     return _ssh(ts, f"{KUBECTL} -n kube-system get pod -l component=kube-apiserver "
-                    "-o jsonpath='{.items[0].spec.containers[0].command}'", sudo=True).stdout
+                    "-o jsonpath='{.items[0].spec.containers[0].command}'").stdout
 
 
 def _wait_apiserver(ts, audit: bool, what: str):
@@ -258,7 +236,7 @@ def lab06(shared_cluster, tmp_path_factory):
     ts = shared_cluster["ts"]
     original = _ssh(ts, f"cat {MANIFEST}")
     assert original.returncode == 0 and "--audit-policy-file" not in original.stdout, original.stderr
-    had_kube_config = _ssh(ts, "test -f ~/.kube/config", sudo=False).returncode == 0
+    had_kube_config = _ssh(ts, "test -f ~/.kube/config", sudo=None).returncode == 0
     state = dict(shared_cluster, original=original.stdout)
     try:
         t0 = time.monotonic()
@@ -278,7 +256,7 @@ def lab06(shared_cluster, tmp_path_factory):
                  timeout=180)
             _ssh(ts, "rm -rf /etc/kubernetes/audit /var/log/kubernetes/audit /root/kube-apiserver.yaml.new")
             _ssh(ts, "rm -rf ~/lab06 ~/.kubelab/answers/lab06.json" + ("" if had_kube_config else " ~/.kube/config"),
-                 sudo=False)
+                 sudo=None)
 
 
 def test_phase_one_cells_show_the_http_request_and_the_three_statuses(lab06):
@@ -301,8 +279,8 @@ def test_before_rbac_the_users_refused_list_does_not_count(lab06):
     ada's refused 403; the answers about her event are blocked."""
     ts = lab06["ts"]
     _ssh(ts, f"{KUBECTL} get nodes --as {USER} --as-group lab06-readers")
-    result = _grade(lab06)
-    got = _by_id(result)
+    result = grade_live(lab06, LAB)
+    got = by_check(result)
     for cid in ("audit_flags", "audit_policy", "audit_log_written", "user_certificate", "user_nothing_else",
                 "answer_anonymous"):
         assert str(got[cid].status) == "pass", (cid, got[cid].expected, got[cid].actual, got[cid].message)
@@ -332,16 +310,16 @@ def test_solution_notebook_passes_every_check(lab06_done):
     assert "403" in out["check-admission"], out["check-admission"]
     assert f'"username": "{USER}"' in out["show-event"] and "lab06 audit_id" in out["answer-event"]
     t0 = time.monotonic()
-    result = _grade(lab06_done)
+    result = grade_live(lab06_done, LAB)
     print(f"lab06 graded live in {time.monotonic() - t0:.1f}s")
-    assert _not_passing(result) == {}, [(c.id, c.expected, c.actual, c.message) for c in result.checks
-                                        if str(c.status) != "pass"]
+    assert not_passing(result, key="check") == {}, [(c.id, c.expected, c.actual, c.message) for c in result.checks
+                                                    if str(c.status) != "pass"]
     assert result.score == result.max_score == 10
 
 
 def _write_answers(ts, answers: dict):
     body = json.dumps({k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"} for k, v in answers.items()})
-    done = _ssh(ts, "sh -c 'mkdir -p ~/.kubelab/answers && cat > ~/.kubelab/answers/lab06.json'", input=body, sudo=False)
+    done = _ssh(ts, "sh -c 'mkdir -p ~/.kubelab/answers && cat > ~/.kubelab/answers/lab06.json'", input=body, sudo=None)
     assert done.returncode == 0, done.stderr
 
 
@@ -350,12 +328,12 @@ def test_wrong_answers_fail_without_showing_the_live_values(lab06_done):
     system:authenticated — each answer check fails showing what was written and where to look, never the live
     value; the right answers put back pass again."""
     ts = lab06_done["ts"]
-    saved = _ssh(ts, "cat ~/.kubelab/answers/lab06.json", sudo=False).stdout
+    saved = _ssh(ts, "cat ~/.kubelab/answers/lab06.json", sudo=None).stdout
     right = {k: v["value"] for k, v in json.loads(saved).items()}
     _write_answers(ts, {"anonymous_status": "401", "audit_id": "00000000-0000-0000-0000-000000000000",
                         "user_groups": "lab06-readers"})
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         _write_answers(ts, right)
     for cid, key, wrong in (("answer_anonymous", "anonymous_status", "401"),
@@ -376,7 +354,7 @@ def test_a_node_reader_allowed_everything_on_nodes_fails_nothing_else(lab06_done
                      "-p='[{\"op\":\"replace\",\"path\":\"/rules/0/verbs\",\"value\":[\"*\"]}]'")
     assert broad.returncode == 0, broad.stderr
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         back = _ssh(ts, f"{KUBECTL} patch clusterrole node-reader --type=json "
                         "-p='[{\"op\":\"replace\",\"path\":\"/rules/0/verbs\",\"value\":[\"get\",\"list\",\"watch\"]}]'")
@@ -406,7 +384,7 @@ roleRef: {{kind: Role, name: node-reader, apiGroup: rbac.authorization.k8s.io}}
     swap = _ssh(ts, f"sh -c '{KUBECTL} delete clusterrolebinding {USER}-node-reader && {KUBECTL} apply -f -'", input=role)
     assert swap.returncode == 0, swap.stderr
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         _ssh(ts, f"{KUBECTL} -n default delete role/node-reader rolebinding/node-reader")
         back = _ssh(ts, f"{KUBECTL} create -f -", input=binding)
@@ -425,7 +403,7 @@ def test_a_pending_csr_fails_the_certificate_check(lab06_done):
     redo = _ssh(ts, f"sh -c '{KUBECTL} delete csr {USER} && {KUBECTL} create -f -'", input=json.dumps(fresh))
     assert redo.returncode == 0, redo.stderr
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         back = _ssh(ts, f"{KUBECTL} certificate approve {USER}")
     assert back.returncode == 0, back.stderr
@@ -443,7 +421,7 @@ def test_csr_deleted_as_after_an_hour_passes_on_the_audit_log(lab06_done):
     gone = _ssh(ts, f"{KUBECTL} delete csr {USER}")
     assert gone.returncode == 0, gone.stderr
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         fresh = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
                  "metadata": {"name": USER}, "spec": {k: csr["spec"][k] for k in ("request", "signerName", "usages")}}
@@ -462,7 +440,7 @@ def test_a_policy_without_rules_fails_the_policy_check(lab06_done):
     _ssh(ts, f"cp {policy} /root/policy.yaml.keep")
     _ssh(ts, f"tee {policy}", input="apiVersion: audit.k8s.io/v1\nkind: Policy\n")
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         back = _ssh(ts, f"mv /root/policy.yaml.keep {policy}")
     assert back.returncode == 0, back.stderr
@@ -482,7 +460,7 @@ def test_a_bad_flag_value_keeps_the_api_server_down(lab06_done):
     try:
         wait_for(lambda: _ssh(ts, "curl -sk -m 3 https://127.0.0.1:6443/readyz").stdout.strip(),
                  "the old API server to stop", until=lambda s: s != "ok", timeout_s=120, interval_s=2)
-        got = _by_id(_grade(lab06_done, settled=True))
+        got = by_check(grade_live(lab06_done, LAB, settled=True))
     finally:
         _put_manifest(ts, applied)
         _wait_apiserver(ts, True, "the audited API server back")
@@ -505,7 +483,7 @@ def test_flags_without_the_mounts_fail_the_flags_check(lab06_done):
     assert "name: audit-" not in text and "--audit-log-path" in text
     _put_manifest(ts, text)
     try:
-        got = _by_id(_grade(lab06_done))
+        got = by_check(grade_live(lab06_done, LAB))
     finally:
         _put_manifest(ts, applied)
         _wait_apiserver(ts, True, "the audited API server back")

@@ -34,12 +34,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import environ, load_grader, settled_time, wait_for
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
+from helpers import by_check, environ, grade_live, load_grader, on_node, wait_for
 from kubelab.etcdfacts import (NotAConfig, encryption_providers, member_id_matches, snapshot_status, stored_form,
                                 stored_form_shown)
-from kubelab.evidence import comparable, record_lab, replay_lab, save
+from kubelab.evidence import comparable, replay_lab
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = "lab07"
@@ -191,16 +189,11 @@ def test_encryption_cell_on_a_real_kubeadm_manifest(tmp_path):
 # live on the real cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, cmd: str, *, sudo: bool = True, timeout: float = 120, input: str | None = None):
-    remote = f"sudo -n sh -c {shlex.quote(cmd)}" if sudo else cmd
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), "master", remote], capture_output=True, text=True,
-                          timeout=timeout, input=input)
-
-
-def _ok(ts, cmd: str, **kw) -> str:
-    p = _ssh(ts, cmd, **kw)
-    assert p.returncode == 0, (cmd, p.stdout[-2000:], p.stderr[-2000:])
-    return p.stdout
+# everything on the control plane, as root through `sudo -n sh -c` unless sudo=None
+_ssh = on_node("master")
+_ok = on_node("master", must_succeed=True)
+# grade_live(..., settled=True) before the encryption step: nothing restarts the API server there, so
+# encryption_flag's 60 s of polling cannot turn out otherwise
 
 
 def solution_script(grade_id: str) -> str:
@@ -215,31 +208,14 @@ def _run_cell(ts, grade_id: str, env: dict[str, str], timeout: float = 400) -> s
     """A notebook `%%node control-plane` cell's bash, run as the lab user the way the magic runs it (bash -eo pipefail,
     its --env values in the environment)."""
     assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    p = _ssh(ts, f'env {assigns} bash -eo pipefail -c "$(cat)"', sudo=False, timeout=timeout,
+    p = _ssh(ts, f'env {assigns} bash -eo pipefail -c "$(cat)"', sudo=None, timeout=timeout,
              input=solution_script(grade_id))
     assert p.returncode == 0, (grade_id, p.stdout[-3000:], p.stderr[-2000:])
     return p.stdout
 
 
-def _grade(cluster, record: bool = False, settled: bool = False):
-    """Graded live (or recorded); `settled`: on virtual time, for a state in which nothing changes while the checks
-    poll (helpers). Before the encryption step nothing restarts the API server: encryption_flag's 60 s of polling
-    cannot turn out otherwise there."""
-    target = SshConfigTarget(cluster["course"], cluster["ts"].ssh_config_file())
-    timing = settled_time() if settled else {}
-    try:
-        return record_lab(cluster["course"], LAB, target) if record else run_lab(cluster["course"], LAB, target,
-                                                                                 **timing)
-    finally:
-        target.close()
-
-
 def _statuses(result) -> dict[str, str]:
     return {c.check: str(c.status) for c in result.checks}
-
-
-def _by_check(result) -> dict:
-    return {c.check: c for c in result.checks}
 
 
 def _answer(cluster, key: str, value) -> None:
@@ -255,7 +231,7 @@ def _key_meta(ts, key: str) -> dict:
 
 
 def _apiserver_args(ts) -> str:
-    return _ssh(ts, "ps -C kube-apiserver -ww -o args=", sudo=False).stdout
+    return _ssh(ts, "ps -C kube-apiserver -ww -o args=", sudo=None).stdout
 
 
 def _wait_apiserver(ts, with_flag: bool, what: str) -> None:
@@ -285,10 +261,10 @@ def etcd_lab(shared_cluster):
     """The shared cluster with the lab's steps applied one by one by the tests of this module; put back afterwards."""
     ts = shared_cluster["ts"]
     original = _ok(ts, f"cat {MANIFEST}")
-    had_kubeconfig = _ssh(ts, "test -f ~/.kube/config", sudo=False).returncode == 0
+    had_kubeconfig = _ssh(ts, "test -f ~/.kube/config", sudo=None).returncode == 0
     if not had_kubeconfig:  # the notebook's kubectl runs as the lab user with Lab 5's ~/.kube/config
         _ok(ts, 'mkdir -p ~/.kube && sudo -n cat /etc/kubernetes/admin.conf > ~/.kube/config && chmod 600 ~/.kube/config',
-            sudo=False)
+            sudo=None)
     state = {"cluster": shared_cluster, "ts": ts, "evidence": None}
     try:
         yield state
@@ -314,7 +290,7 @@ def _put_back(cluster, ts, original: str, had_kubeconfig: bool) -> None:
             _ok(ts, f"cat > {MANIFEST}", input=original)
         _wait_apiserver(ts, False, "the API server back without --encryption-provider-config")
         _ok(ts, f"rm -rf {ENC_DIR} {SNAPSHOT} /root/kube-apiserver.yaml.before-lab07 && rmdir /var/lib/kubelab 2>/dev/null; true")
-        _ok(ts, f"rm -f ~/.kubelab/answers/{LAB}.json" + ("" if had_kubeconfig else " ~/.kube/config"), sudo=False)
+        _ok(ts, f"rm -f ~/.kubelab/answers/{LAB}.json" + ("" if had_kubeconfig else " ~/.kube/config"), sudo=None)
         wait_for(lambda: _ssh(ts, f"{KUBECTL} get nodes --no-headers").stdout, "both nodes Ready",
                  until=lambda out: out.count(" Ready ") == 2, timeout_s=120)
         if leftovers:
@@ -336,17 +312,17 @@ def test_1_nothing_done_etcdctl_missing_and_no_encryption(etcd_lab):
     assert _ssh(ts, "command -v etcdutl").returncode != 0
     _ok(ts, f"mv /usr/bin/etcdctl {HIDDEN_ETCDCTL}")
     try:
-        result = _grade(etcd_lab["cluster"], settled=True)
+        result = grade_live(etcd_lab["cluster"], LAB, settled=True)
     finally:
         _ok(ts, f"mv {HIDDEN_ETCDCTL} /usr/bin/etcdctl")
     got = _statuses(result)
     assert got["etcdctl_reaches_etcd"] == "fail"
-    c = _by_check(result)["etcdctl_reaches_etcd"]
+    c = by_check(result)["etcdctl_reaches_etcd"]
     assert c.actual == "not installed" and "release tarball" in c.hint
     for blocked in ("configmap_in_etcd", "answer_member_id", "snapshot_valid", "answer_configmap_revision",
                     "answer_configmap_key", "snapshot_recent"):
         assert got[blocked] == "blocked", (blocked, got)
-    assert got["encryption_flag"] == "fail" and "(not set)" in _by_check(result)["encryption_flag"].actual
+    assert got["encryption_flag"] == "fail" and "(not set)" in by_check(result)["encryption_flag"].actual
     assert got["encryption_config"] == got["secret_encrypted"] == "blocked"
 
 
@@ -358,16 +334,16 @@ def test_2_configmap_in_the_wrong_namespace_and_no_snapshot(etcd_lab):
     ts = etcd_lab["ts"]
     _ok(ts, f"{KUBECTL} -n default create configmap {CM} --from-literal=color=blue")
     try:
-        result = _grade(etcd_lab["cluster"], settled=True)
+        result = grade_live(etcd_lab["cluster"], LAB, settled=True)
     finally:
         _ok(ts, f"{KUBECTL} -n default delete configmap {CM}")
     got = _statuses(result)
     assert got["etcdctl_reaches_etcd"] == "pass"
-    assert got["configmap_in_etcd"] == "fail" and _by_check(result)["configmap_in_etcd"].actual == "none"
+    assert got["configmap_in_etcd"] == "fail" and by_check(result)["configmap_in_etcd"].actual == "none"
     assert got["answer_configmap_revision"] == got["answer_configmap_key"] == got["snapshot_recent"] == "blocked"
-    assert got["snapshot_valid"] == "fail" and "missing" in _by_check(result)["snapshot_valid"].actual
+    assert got["snapshot_valid"] == "fail" and "missing" in by_check(result)["snapshot_valid"].actual
     assert got["answer_member_id"] == "fail"  # nothing recorded yet
-    assert _by_check(result)["answer_member_id"].actual == "none recorded"
+    assert by_check(result)["answer_member_id"].actual == "none recorded"
 
 
 @live
@@ -396,11 +372,11 @@ def test_3_stale_answers_and_a_snapshot_older_than_the_configmap(etcd_lab):
     for rev in mods:
         assert str(rev) in kubectl_part, (rev, watched)
 
-    result = _grade(etcd_lab["cluster"], settled=True)
+    result = grade_live(etcd_lab["cluster"], LAB, settled=True)
     got = _statuses(result)
     for passing in ("etcdctl_reaches_etcd", "configmap_in_etcd", "answer_configmap_key", "snapshot_valid"):
-        assert got[passing] == "pass", (passing, _by_check(result)[passing])
-    by = _by_check(result)
+        assert got[passing] == "pass", (passing, by_check(result)[passing])
+    by = by_check(result)
     assert got["answer_configmap_revision"] == "fail" and by["answer_configmap_revision"].actual == str(kv["mod_revision"])
     assert "Look again" in by["answer_configmap_revision"].hint and str(mods[-1]) not in by["answer_configmap_revision"].expected
     assert got["answer_member_id"] == "fail" and "member list" in by["answer_member_id"].hint
@@ -430,9 +406,9 @@ def test_4_identity_first_and_a_cut_short_snapshot(etcd_lab):
     assert f"- --encryption-provider-config={ENC_DIR}/enc.yaml" in manifest and f"path: {ENC_DIR}" in manifest
     _ok(ts, f"{KUBECTL} -n {NS} create secret generic {SECRET} --from-literal=password=s3cr3t-lab07")
 
-    result = _grade(etcd_lab["cluster"])
+    result = grade_live(etcd_lab["cluster"], LAB)
     got = _statuses(result)
-    by = _by_check(result)
+    by = by_check(result)
     for passing in ("answer_member_id", "answer_configmap_revision", "encryption_flag"):
         assert got[passing] == "pass", (passing, by[passing])
     assert got["encryption_config"] == "fail" and by["encryption_config"].actual == "providers in order: identity, aescbc"
@@ -451,9 +427,9 @@ def test_5_a_secret_written_before_encryption_stays_plain(etcd_lab):
     _ok(ts, f"cat > {ENC_DIR}/enc.yaml", input=enc_config(["aescbc", "identity"]))
     _restart_apiserver(ts)
     _ok(ts, f"{ETCDCTL} snapshot save {SNAPSHOT}")
-    result = _grade(etcd_lab["cluster"])
+    result = grade_live(etcd_lab["cluster"], LAB)
     got = _statuses(result)
-    by = _by_check(result)
+    by = by_check(result)
     for passing in ("encryption_flag", "encryption_config", "snapshot_valid", "snapshot_recent"):
         assert got[passing] == "pass", (passing, by[passing])
     assert got["secret_encrypted"] == "fail" and by["secret_encrypted"].actual.startswith("plain protobuf")
@@ -470,11 +446,11 @@ def test_6_rewritten_secret_encrypted_full_marks_and_replay(etcd_lab, tmp_path):
     _ok(ts, f"{KUBECTL} -n {NS} get secrets -o json | {KUBECTL} replace -f -")
     head = _ok(ts, f"{ETCDCTL} get /registry/secrets/{NS}/{SECRET} --print-value-only | head -c 23")
     assert head == "k8s:enc:aescbc:v1:key1:"
-    live, evidence = _grade(etcd_lab["cluster"], record=True)
+    path = tmp_path / "lab07.evidence.json"
+    live = grade_live(etcd_lab["cluster"], LAB, record=path)
     bad = [(c.id, c.status, c.expected, c.actual) for c in live.checks if str(c.status) != "pass"]
     assert not bad, bad
     assert live.score == live.max_score
-    path = save(evidence, tmp_path / "lab07.evidence.json")
     text = path.read_text()
     assert KEY_B64 not in text and "s3cr3t-lab07" not in text
     assert base64.b64encode(b"s3cr3t-lab07").decode() not in text

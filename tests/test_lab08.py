@@ -19,7 +19,6 @@ every container in one line, `{name: main, image: busybox:1.37, ...}`, so the im
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,12 +26,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import execute_notebook, load_grader, settled_time, wait_for
+from helpers import brief, by_check, execute_notebook, grade_live, load_grader, on_node, wait_for
 from kubelab.cluster import build
 from kubelab.course import load_course
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
-from kubelab.evidence import comparable, record_lab, replay_lab, save
+from kubelab.evidence import comparable, replay_lab, save
 from kubelab.evidence.model import Evidence, load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,15 +84,9 @@ def test_node_name_writer_tells_a_manifest_nodename_from_a_binding():
 # live on the real cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, cmd: str, timeout: float = 120, input: str | None = None, node: str = "master"):
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n {cmd}"],
-                          capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def _ok(ts, cmd: str, **kw) -> str:
-    r = _ssh(ts, cmd, **kw)
-    assert r.returncode == 0, (cmd, r.stdout, r.stderr)
-    return r.stdout
+# on the control plane, `sudo -n` before the command (the lab user's shell parses it)
+_ssh = on_node("master", sudo="first")
+_ok = on_node("master", sudo="first", must_succeed=True)
 
 
 def _lease(ts) -> tuple[str, datetime]:
@@ -120,36 +111,6 @@ def _scheduler_back(ts) -> None:
         now = float(_ok(ts, "date +%s").strip())
         return now - _lease(ts)[1].timestamp()
     wait_for(lease_age, "the scheduler's Lease renewed", until=lambda a: a <= 10, timeout_s=120)
-
-
-def _target(state):
-    return SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-
-
-def _grade(state, settled: bool = False):
-    """Graded live; `settled`: on virtual time, for a state that stays broken while the checks poll (helpers)."""
-    target = _target(state)
-    try:
-        return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
-    finally:
-        target.close()
-
-
-def _record(state, path: Path):
-    target = _target(state)
-    try:
-        live, evidence = record_lab(state["course"], LAB, target)
-    finally:
-        target.close()
-    return live, save(evidence, path)
-
-
-def _by_id(result) -> dict:
-    return {c.check: c for c in result.checks}
-
-
-def _show(result):
-    return [(c.id, str(c.status), c.expected, c.actual) for c in result.checks]
 
 
 def _pod_yaml(name: str, *, scheduler: str | None = None, node_name: str | None = None, extra: str = "") -> str:
@@ -228,7 +189,8 @@ def lab(shared_cluster, tmp_path_factory):
         for gid in ("create-first", "stop-scheduler", "bind-by-hand", "scheduler-back", "filtering"):
             print(f"--- {gid}\n{out.get(gid, '')}")
         t0 = time.monotonic()
-        live, path = _record(state, folder / "solution.evidence.json")
+        path = folder / "solution.evidence.json"
+        live = grade_live(state, LAB, record=path)
         print(f"lab08 graded live (recording) in {time.monotonic() - t0:.1f}s")
         yield {"state": state, "ts": ts, "out": out, "live": live, "path": path, "holder_before": before}
     finally:
@@ -250,7 +212,7 @@ def test_solution_notebook_passes_every_check_and_replays(lab):
     `kubectl create --raw .../binding`, the manifest back, `after`, `picky`, `too-big`, the three %answer lines)
     run by a real kernel; every check passes and the recording replays to the same result."""
     live = lab["live"]
-    assert all(str(c.status) == "pass" for c in live.checks), _show(live)
+    assert all(str(c.status) == "pass" for c in live.checks), brief(live)
     assert live.score == live.max_score
     assert {c.check for c in live.checks} == {"scheduler_running", "scheduler_leading", "manual_binding",
                                               "scheduled_normally", "unschedulable"} | ANSWER_CHECKS
@@ -278,13 +240,13 @@ def test_mistakes_bound_to_master_no_scheduled_event_other_reason_wrong_answers(
     _recreate(ts, "too-big", _pod_yaml("too-big", extra="  nodeSelector: {disktype: ssd}\n"))
     _unschedulable(ts, "too-big")
     _write_answers(ts, {"lease_holder": lab["holder_before"], "scheduled_node": "master", "unavailable_nodes": "0"})
-    result = _grade(state)
-    got = _by_id(result)
-    print(_show(result))
+    result = grade_live(state, LAB)
+    got = by_check(result)
+    print(brief(result))
     assert {c: str(got[c].status) for c in got} == {
         "scheduler_running": "pass", "scheduler_leading": "pass", "manual_binding": "fail",
         "scheduled_normally": "fail", "unschedulable": "fail", "lease_holder_answer": "fail",
-        "scheduled_node_answer": "fail", "unavailable_nodes_answer": "fail"}, _show(result)
+        "scheduled_node_answer": "fail", "unavailable_nodes_answer": "fail"}, brief(result)
     assert got["manual_binding"].actual == "master" and "worker" in got["manual_binding"].expected
     assert "Scheduled event from default-scheduler" in got["scheduled_normally"].expected
     assert "(kubelet)" in got["scheduled_normally"].actual and "Scheduled" not in got["scheduled_normally"].actual
@@ -313,16 +275,16 @@ def test_mistakes_nodename_in_the_manifest_events_gone_no_answers(lab):
     _ready(ts, "after")
     _ok(ts, f"{KUBECTL} -n {NS} delete events --field-selector involvedObject.name=after")
     _write_answers(ts, None)
-    result = _grade(state)
-    got = _by_id(result)
-    print(_show(result))
+    result = grade_live(state, LAB)
+    got = by_check(result)
+    print(brief(result))
     m = got["manual_binding"]
-    assert str(m.status) == "fail" and "not a Binding" in m.actual and "kubectl" in m.actual, _show(result)
+    assert str(m.status) == "fail" and "not a Binding" in m.actual and "kubectl" in m.actual, brief(result)
     a = got["scheduled_normally"]
-    assert str(a.status) == "fail" and "none left" in a.actual and "--event-ttl" in a.actual, _show(result)
+    assert str(a.status) == "fail" and "none left" in a.actual and "--event-ttl" in a.actual, brief(result)
     assert "create it again" in a.hint
     for c in ANSWER_CHECKS:
-        assert str(got[c].status) == "fail" and got[c].actual == "none recorded", _show(result)
+        assert str(got[c].status) == "fail" and got[c].actual == "none recorded", brief(result)
 
 
 @pytest.mark.cluster
@@ -339,13 +301,13 @@ def test_scheduler_left_out_fails_and_blocks_the_lease_checks(lab):
         wait_for(lambda: _ssh(ts, f"{KUBECTL} -n kube-system get pod kube-scheduler-master").returncode,
                  "the scheduler's mirror pod to go after its manifest was moved out", until=lambda rc: rc != 0,
                  timeout_s=120)
-        result = _grade(state, settled=True)  # nothing puts the manifest back while it grades
+        result = grade_live(state, LAB, settled=True)  # nothing puts the manifest back while it grades
     finally:
         _scheduler_back(ts)
-    got = _by_id(result)
-    print(_show(result))
+    got = by_check(result)
+    print(brief(result))
     r = got["scheduler_running"]
-    assert str(r.status) == "fail" and "none" in r.actual and "/etc/kubernetes/manifests" in r.hint, _show(result)
+    assert str(r.status) == "fail" and "none" in r.actual and "/etc/kubernetes/manifests" in r.hint, brief(result)
     assert str(got["scheduler_leading"].status) == "blocked"
     assert str(got["lease_holder_answer"].status) == "blocked"
 
@@ -370,7 +332,7 @@ def _edit(path: Path, prefix: str, fn) -> Evidence:
 
 def _replay(lab, ev: Evidence, tmp_path: Path):
     result, _ = replay_lab(lab["state"]["course"], LAB, save(ev, tmp_path / "edited.evidence.json"))
-    return _by_id(result)
+    return by_check(result)
 
 
 @pytest.mark.cluster

@@ -37,9 +37,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import clean_environ, environ, load_grader, settled_time, wait_for
+from helpers import brief, by_id, clean_environ, environ, grade_live, load_grader, ssh, wait_for
 from kubelab.cluster import build
-from kubelab.engine.runner import run_lab
 from kubelab.engine.targets import SshConfigTarget
 from kubelab.evidence import comparable, record_lab, replay_lab, save
 
@@ -53,30 +52,8 @@ PARKED = "/etc/kubernetes/kube-controller-manager.yaml"
 NOTEBOOK_IMAGE = 'IMAGE = "busybox:1.37"'
 
 
-def _ssh(ts, node: str, cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n {cmd}"],
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def _kubectl(ts, args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return _ssh(ts, "master", f"{KUBECTL} {args}", timeout)
-
-
-def _grade(state, settled: bool = False):
-    """Graded live; `settled`: on virtual time, for a state that stays broken while the checks poll (helpers)."""
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
-    finally:
-        target.close()
-
-
-def _checks(result) -> dict:
-    return {c.id: c for c in result.checks}
-
-
-def _brief(result) -> list:
-    return [(c.id, str(c.status), c.expected, c.actual) for c in result.checks]
+    return ssh(ts, "master", f"{KUBECTL} {args}", sudo="first", timeout=timeout)
 
 
 class SteppedNotebook:
@@ -121,8 +98,8 @@ class SteppedNotebook:
 def _restore(ts) -> list[str]:
     """The cluster as the module found it; the problems left, if any."""
     problems = []
-    _ssh(ts, "master", f"sh -c 'test -f {PARKED} && mv {PARKED} {MANIFEST} || true'")
-    _ssh(ts, "worker", "systemctl start kubelet")
+    ssh(ts, "master", f"sh -c 'test -f {PARKED} && mv {PARKED} {MANIFEST} || true'", sudo="first")
+    ssh(ts, "worker", "systemctl start kubelet", sudo="first")
     _kubectl(ts, f"delete namespace {NS} --ignore-not-found --wait=true --timeout=180s", timeout=200)
     subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), "master", f"rm -f ~/.kubelab/answers/{LAB}.json"],
                    capture_output=True, timeout=60)
@@ -164,12 +141,12 @@ def walk(shared_cluster, tmp_path_factory):
             run.run_through("check-stopped")
             out["timings"]["to_cm_stopped"] = time.monotonic() - t0
             t = time.monotonic()
-            out["cm_left_out"] = _grade(state, settled=True)  # the manifest stays out until the next cell
+            out["cm_left_out"] = grade_live(state, LAB, settled=True)  # the manifest stays out until the next cell
             out["timings"]["grade_cm_left_out"] = time.monotonic() - t
             run.run_through("watch-unknown")
             out["watch_unknown"] = run.output("watch-unknown")
             t = time.monotonic()
-            out["kubelet_stopped"] = _grade(state, settled=True)  # stopped until the next cell
+            out["kubelet_stopped"] = grade_live(state, LAB, settled=True)  # stopped until the next cell
             out["timings"]["grade_kubelet_stopped"] = time.monotonic() - t
             run.run_through()
             out["notebook"] = {gid: run.output(gid) for gid in ("check-chain", "check-stopped", "check-gc",
@@ -206,7 +183,7 @@ def walk(shared_cluster, tmp_path_factory):
                                 f"cat > ~/.kubelab/answers/{LAB}.json"], input=json.dumps(answers),
                                capture_output=True, text=True, timeout=60)
         assert wrote.returncode == 0, wrote.stderr
-        out["cascaded"] = _grade(state)
+        out["cascaded"] = grade_live(state, LAB)
         out["live_hash"] = _kubectl(ts, f"-n {NS} get rs -l app=web "
                                         "-o jsonpath='{.items[0].metadata.labels.pod-template-hash}'").stdout.strip()
         print("lab09 timings (s):", {k: round(v, 1) for k, v in out["timings"].items()})
@@ -229,8 +206,8 @@ def test_solution_notebook_gets_full_marks_and_the_recording_replays(walk, share
     recording replays to the same result."""
     points = shared_cluster["course"].model.lab(LAB).points
     healthy = walk["healthy"]
-    assert all(str(c.status) == "pass" for c in healthy.checks), _brief(healthy)
-    assert {"worker_back[worker]", "ownership_chain[cluster]", "orphaned_replicaset[cluster]"} <= set(_checks(healthy))
+    assert all(str(c.status) == "pass" for c in healthy.checks), brief(healthy)
+    assert {"worker_back[worker]", "ownership_chain[cluster]", "orphaned_replicaset[cluster]"} <= set(by_id(healthy))
     assert healthy.score == healthy.max_score
     assert walk["grade_cell"] is not None and float(walk["grade_cell"]) == points, walk["notebook"]["grade_lab09"][-800:]
     replayed, _ = replay_lab(shared_cluster["course"], LAB, walk["evidence"])
@@ -257,7 +234,7 @@ def test_controller_manager_left_out_fails_leading_and_scale_up_with_their_hints
     """real 1.20 cluster on twins: graded right after the notebook's `check-stopped` cell (the manifest moved out,
     `web` scaled to 4): the controller-manager check fails on the missing manifest with the hint to move it back,
     the scale-up check fails with the observed generation behind; the ownership chain still passes."""
-    checks = _checks(walk["cm_left_out"])
+    checks = by_id(walk["cm_left_out"])
     cm = checks["controller_manager_leading[cluster]"]
     assert str(cm.status) == "fail" and cm.actual == "missing (moved out)", (cm.expected, cm.actual)
     assert "mv /etc/kubernetes/kube-controller-manager.yaml" in cm.hint
@@ -265,7 +242,7 @@ def test_controller_manager_left_out_fails_leading_and_scale_up_with_their_hints
     assert str(up.status) == "fail", (up.expected, up.actual)
     assert "readyReplicas=2" in up.actual and "spec.replicas=4" in up.actual, up.actual
     assert "observedGeneration" in up.hint and "manifest back" in up.hint
-    assert str(checks["ownership_chain[cluster]"].status) == "pass", _brief(walk["cm_left_out"])
+    assert str(checks["ownership_chain[cluster]"].status) == "pass", brief(walk["cm_left_out"])
     assert str(checks["answer_leader[cluster]"].status) == "blocked"
 
 
@@ -277,7 +254,7 @@ def test_worker_kubelet_left_stopped_fails_with_unknown_and_the_start_hint(walk)
     later pass of the controller: in the full suite it had not come 60 s after Ready went Unknown, so it is shown,
     not asserted.)"""
     assert "node.kubernetes.io/unreachable:NoSchedule" in walk["watch_unknown"], walk["watch_unknown"]
-    back = _checks(walk["kubelet_stopped"])["worker_back[worker]"]
+    back = by_id(walk["kubelet_stopped"])["worker_back[worker]"]
     assert str(back.status) == "fail", (back.expected, back.actual)
     assert back.actual == "Ready=Unknown (NodeStatusUnknown)", back.actual
     assert "sudo systemctl start kubelet" in back.hint
@@ -288,7 +265,7 @@ def test_cascading_delete_fails_the_orphan_check_and_a_wrong_answer_hides_the_li
     without --cascade=orphan: the garbage collector removes the ReplicaSet and pods, and the orphan check fails
     with the --cascade=orphan hint. A wrong pod-template-hash fails showing the learner's value and where to look,
     never the live hash; the other answers still pass."""
-    checks = _checks(walk["cascaded"])
+    checks = by_id(walk["cascaded"])
     orphan = checks["orphaned_replicaset[cluster]"]
     assert str(orphan.status) == "fail" and "cascading delete" in orphan.actual, (orphan.expected, orphan.actual)
     assert "--cascade=orphan" in orphan.hint

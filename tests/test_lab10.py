@@ -24,23 +24,20 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, execute_notebook, load_grader, settled_time, wait_for
+from helpers import by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells, ssh, ssh_ok, wait_for
 from kubelab.cluster import build
-from kubelab.evidence import comparable, record_lab, replay_lab, save
+from kubelab.evidence import comparable, replay_lab, save
 from kubelab.evidence.model import load
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
 
 LAB = "lab10"
+NOTEBOOK = f"{LAB}/lab10_kubelet.ipynb"  # under solutions/
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 MANIFEST = "/etc/kubernetes/manifests/static-web.yaml"
 CONFIG = "/var/lib/kubelet/config.yaml"
@@ -51,11 +48,6 @@ ANSWER_CHECKS = {"answer_config_hash", "answer_lease_duration", "answer_client_s
 
 
 G = load_grader("lab10_kubelet.py")
-
-
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab10_kubelet.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
 
 
 def node_script(source: str) -> str:
@@ -70,7 +62,7 @@ def node_script(source: str) -> str:
 def test_notebook_writes_what_the_grader_looks_for():
     """simulation: the solution's static pod manifest and its values cell, parsed — a Pod named as the grader's
     STATIC_POD in its namespace, in the grader's manifest path; the setting value the grader expects."""
-    cells = solution_cells()
+    cells = solution_cells(NOTEBOOK)
     write = cells["write-static-pod"].source
     assert f"sudo tee {G.MANIFESTS}/{G.STATIC_POD}.yaml" in write
     pod = yaml.safe_load(write.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0])
@@ -122,7 +114,7 @@ def _run_change_setting(tmp_path: Path, config_text: str, healthz: str = "ok") -
     cfg = tmp_path / "config.yaml"
     if not cfg.exists():
         cfg.write_text(config_text)
-    script = node_script(solution_cells()["change-setting"].source).replace(CONFIG, str(cfg))
+    script = node_script(solution_cells(NOTEBOOK)["change-setting"].source).replace(CONFIG, str(cfg))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG_MAX_SIZE": G.SETTING_VALUE}
     return subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
                           timeout=60)
@@ -170,52 +162,19 @@ def test_serial_comparison(given, live, ok):
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, node: str, cmd: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n sh -c {shlex.quote(cmd)}"],
-                          capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def _ok(ts, node, cmd, timeout=120, input=None) -> str:
-    p = _ssh(ts, node, cmd, timeout=timeout, input=input)
-    assert p.returncode == 0, (node, cmd, p.stdout[-500:], p.stderr[-500:])
-    return p.stdout
-
-
-def _grade(state, record: Path | None = None, settled: bool = False):
-    """Graded live (recorded into `record`); `settled`: on virtual time, for a state that stays broken while the
-    checks poll (helpers)."""
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        if record is None:
-            return run_lab(state["course"], LAB, target, **(settled_time() if settled else {}))
-        live, evidence = record_lab(state["course"], LAB, target)
-        save(evidence, record)
-        return live
-    finally:
-        target.close()
-
-
-def _by_id(result) -> dict:
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result) -> dict[str, str]:
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
-
-
 def _mirror_ready(ts, node="worker") -> str:
-    return _ssh(ts, "master", f"{KUBECTL} get pod static-web-{node} -o "
-                              "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'").stdout.strip()
+    return ssh(ts, "master", f"{KUBECTL} get pod static-web-{node} -o "
+                             "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'").stdout.strip()
 
 
 def _static_web_pods(ts) -> str:
-    return _ssh(ts, "master", f"{KUBECTL} get pods -o name").stdout.replace("pod/", "").split().__str__()
+    return ssh(ts, "master", f"{KUBECTL} get pods -o name").stdout.replace("pod/", "").split().__str__()
 
 
 def _worker_healthy(ts) -> bool:
-    health = _ssh(ts, "worker", "curl -s -m 3 http://127.0.0.1:10248/healthz").stdout.strip()
-    ready = _ssh(ts, "master", f"{KUBECTL} get node worker -o "
-                               "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'").stdout.strip()
+    health = ssh(ts, "worker", "curl -s -m 3 http://127.0.0.1:10248/healthz").stdout.strip()
+    ready = ssh(ts, "master", f"{KUBECTL} get node worker -o "
+                              "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'").stdout.strip()
     return health == "ok" and ready == "True"
 
 
@@ -230,7 +189,7 @@ def _restore(state, made_kubeconfig: bool) -> list[str]:
         ("master", f"rm -f {MANIFEST} {ANSWERS}" + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else "")),
     ]
     for node, cmd in steps:
-        p = _ssh(ts, node, cmd)
+        p = ssh(ts, node, cmd)
         if p.returncode != 0:
             problems.append(f"{node}: {cmd}: {p.stderr.strip()[-200:]}")
     deadline = time.monotonic() + 150
@@ -248,29 +207,24 @@ def _restore(state, made_kubeconfig: bool) -> list[str]:
 def lab10(shared_cluster, tmp_path_factory):
     """The solution notebook run on the shared cluster, then its graded, recorded state; put back afterwards."""
     ts = shared_cluster["ts"]
-    made_kubeconfig = _ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
-    _ok(ts, "worker", f"cp -p {CONFIG} {SAVED}")
+    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    ssh_ok(ts, "worker", f"cp -p {CONFIG} {SAVED}")
     folder = tmp_path_factory.mktemp("lab10")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
-        cells = solution_cells()
+        cells = solution_cells(NOTEBOOK)
         run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab10"]
         write = cells["write-static-pod"]
         assert write.source.count(NOTEBOOK_IMAGE) == 1
         write.source = write.source.replace(
             NOTEBOOK_IMAGE, f"    image: {build.BUSYBOX_IMAGE}\n    imagePullPolicy: Never\n")
-        nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                           "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(run, folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
-                            for c in nb.cells}
         print(f"lab10 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
-        state["live"] = _grade(state, record=state["evidence"])
+        state["live"] = grade_live(state, LAB, record=state["evidence"])
         print(f"lab10 graded live (recording) in {time.monotonic() - t0:.1f}s")
         yield state
     finally:
@@ -296,7 +250,7 @@ def test_solution_notebook_on_the_cluster_earns_full_marks_and_replays(lab10):
     assert "kubelet_client_serial" in out["record-serial"] and "recorded on master" in out["record-serial"]
     assert "Node/worker" in out["check-static"], out["check-static"]
     live = lab10["live"]
-    assert _not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
+    assert not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
                                      if str(c.status) != "pass"]
     assert live.score == live.max_score == 10
     replayed, _ = replay_lab(lab10["course"], LAB, lab10["evidence"])
@@ -308,18 +262,18 @@ def test_wrong_answers_fail_without_giving_the_live_values_away(lab10):
     """real 1.20 cluster on twins: the answers file rewritten with a wrong config.hash, lease duration and serial —
     the three answer checks fail showing the learner's values, never the live ones; the rest passes."""
     ts = lab10["ts"]
-    original = _ok(ts, "master", f"cat {ANSWERS}")
+    original = ssh_ok(ts, "master", f"cat {ANSWERS}")
     live = {k: v["value"] for k, v in json.loads(original).items()}
     wrong = {k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"}
              for k, v in {"mirror_config_hash": "0123456789abcdef0123456789abcdef", "lease_duration_seconds": "41",
                           "kubelet_client_serial": "DEADBEEF"}.items()}
-    _ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
+    ssh_ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
     try:
-        result = _grade(lab10)
+        result = grade_live(lab10, LAB)
     finally:
-        _ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
-    got = _by_id(result)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+        ssh_ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
+    got = by_id(result)
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
     for check, key in (("answer_config_hash", "mirror_config_hash"), ("answer_lease_duration", "lease_duration_seconds"),
                        ("answer_client_serial", "kubelet_client_serial")):
         c = got[f"{check}[cluster]"]
@@ -333,17 +287,17 @@ def test_static_pod_manifest_with_a_syntax_error_fails(lab10):
     sequence) — static_pod_file fails saying where, with the hint to validate it; the mirror pod and the
     config.hash answer are blocked, not failed."""
     ts = lab10["ts"]
-    good = _ok(ts, "worker", f"cat {MANIFEST}")
-    _ok(ts, "worker", f"cat > {MANIFEST}", input=good.replace("command: [", "command: [[", 1))
+    good = ssh_ok(ts, "worker", f"cat {MANIFEST}")
+    ssh_ok(ts, "worker", f"cat > {MANIFEST}", input=good.replace("command: [", "command: [[", 1))
     try:
-        result = _grade(lab10)
+        result = grade_live(lab10, LAB)
     finally:
-        _ok(ts, "worker", f"cat > {MANIFEST}", input=good)
-    f = _by_id(result)["static_pod_file[worker]"]
+        ssh_ok(ts, "worker", f"cat > {MANIFEST}", input=good)
+    f = by_id(result)["static_pod_file[worker]"]
     assert str(f.status) == "fail" and f.actual.startswith("not valid YAML at line"), (f.actual, f.message)
     assert "valid YAML" in f.hint and "journalctl -u kubelet" in f.hint
-    assert _not_passing(result) == {"static_pod_file[worker]": "fail", "mirror_pod[cluster]": "blocked",
-                                    "answer_config_hash[cluster]": "blocked"}
+    assert not_passing(result) == {"static_pod_file[worker]": "fail", "mirror_pod[cluster]": "blocked",
+                                   "answer_config_hash[cluster]": "blocked"}
     wait_for(lambda: _mirror_ready(ts), "the static pod back from the fixed manifest", until=lambda s: s == "True",
              timeout_s=120)
 
@@ -354,21 +308,21 @@ def test_manifest_written_on_the_master_instead_fails_naming_where_it_is(lab10):
     static-web-master) — static_pod_file fails on the worker, saying the file is on master; the mirror pod check
     and the config.hash answer are blocked."""
     ts = lab10["ts"]
-    good = _ok(ts, "worker", f"cat {MANIFEST}")
-    _ok(ts, "master", f"cat > {MANIFEST}", input=good)
-    _ok(ts, "worker", f"rm {MANIFEST}")
+    good = ssh_ok(ts, "worker", f"cat {MANIFEST}")
+    ssh_ok(ts, "master", f"cat > {MANIFEST}", input=good)
+    ssh_ok(ts, "worker", f"rm {MANIFEST}")
     try:
         wait_for(lambda: _mirror_ready(ts, "master"), "master's kubelet running the static pod",
                  until=lambda s: s == "True", timeout_s=120)
-        result = _grade(lab10)
+        result = grade_live(lab10, LAB)
     finally:
-        _ok(ts, "master", f"rm -f {MANIFEST}")
-        _ok(ts, "worker", f"cat > {MANIFEST}", input=good)
-    f = _by_id(result)["static_pod_file[worker]"]
+        ssh_ok(ts, "master", f"rm -f {MANIFEST}")
+        ssh_ok(ts, "worker", f"cat > {MANIFEST}", input=good)
+    f = by_id(result)["static_pod_file[worker]"]
     assert str(f.status) == "fail" and f.actual == "missing (it is on master: its kubelet runs it there)", f.actual
     assert "ON THE WORKER" in f.hint
-    assert _not_passing(result) == {"static_pod_file[worker]": "fail", "mirror_pod[cluster]": "blocked",
-                                    "answer_config_hash[cluster]": "blocked"}
+    assert not_passing(result) == {"static_pod_file[worker]": "fail", "mirror_pod[cluster]": "blocked",
+                                   "answer_config_hash[cluster]": "blocked"}
     wait_for(lambda: _static_web_pods(lab10["ts"]), "static-web-master gone",
              until=lambda s: "static-web-master" not in s, timeout_s=120)
     wait_for(lambda: _mirror_ready(ts), "the static pod back on the worker", until=lambda s: s == "True", timeout_s=120)
@@ -381,18 +335,18 @@ def test_setting_changed_but_kubelet_not_restarted_fails_in_effect(lab10):
     (configz: 10Mi) with the hint to restart; after a restart it passes again. Graded on virtual time (nothing
     restarts the kubelet meanwhile): the in-effect check's polls give up at once instead of waiting 20 s."""
     ts = lab10["ts"]
-    changed = _ok(ts, "worker", f"cat {CONFIG}")
-    _ok(ts, "worker", f"cp -p {SAVED} {CONFIG} && systemctl restart kubelet")
+    changed = ssh_ok(ts, "worker", f"cat {CONFIG}")
+    ssh_ok(ts, "worker", f"cp -p {SAVED} {CONFIG} && systemctl restart kubelet")
     wait_for(lambda: _worker_healthy(ts), "the worker's kubelet back on its original config", timeout_s=120)
-    _ok(ts, "worker", f"cat > {CONFIG}", input=changed)
+    ssh_ok(ts, "worker", f"cat > {CONFIG}", input=changed)
     try:
-        result = _grade(lab10, settled=True)  # the kubelet keeps its old setting until restarted
+        result = grade_live(lab10, LAB, settled=True)  # the kubelet keeps its old setting until restarted
     finally:
-        _ok(ts, "worker", "systemctl restart kubelet")
-    e = _by_id(result)["setting_in_effect[worker]"]
+        ssh_ok(ts, "worker", "systemctl restart kubelet")
+    e = by_id(result)["setting_in_effect[worker]"]
     assert str(e.status) == "fail" and e.expected == G.SETTING_VALUE and e.actual == "10Mi", (e.expected, e.actual)
     assert "systemctl restart kubelet" in e.hint and "configz" in e.hint
-    assert _not_passing(result) == {"setting_in_effect[worker]": "fail"}
+    assert not_passing(result) == {"setting_in_effect[worker]": "fail"}
     wait_for(lambda: _worker_healthy(ts), "the worker's kubelet healthy after the restart", timeout_s=120)
 
 
@@ -402,15 +356,15 @@ def test_stopped_kubelet_fails_the_health_check(lab10):
     with the hint naming `systemctl status kubelet`; the in-effect check cannot reach configz and fails too.
     Graded on virtual time (nothing starts the kubelet meanwhile): the polls give up at once."""
     ts = lab10["ts"]
-    _ok(ts, "worker", "systemctl stop kubelet")
+    ssh_ok(ts, "worker", "systemctl stop kubelet")
     try:
-        result = _grade(lab10, settled=True)  # stopped until the finally below
+        result = grade_live(lab10, LAB, settled=True)  # stopped until the finally below
     finally:
-        _ok(ts, "worker", "systemctl start kubelet")
-    h = _by_id(result)["kubelet_healthy[worker]"]
+        ssh_ok(ts, "worker", "systemctl start kubelet")
+    h = by_id(result)["kubelet_healthy[worker]"]
     assert str(h.status) == "fail" and h.expected == "ok" and h.actual.startswith("no answer"), (h.actual,)
     assert "systemctl status kubelet" in h.hint
-    assert {"kubelet_healthy[worker]", "setting_in_effect[worker]"} <= set(_not_passing(result))
+    assert {"kubelet_healthy[worker]", "setting_in_effect[worker]"} <= set(not_passing(result))
     wait_for(lambda: _worker_healthy(ts), "the worker's kubelet healthy again", timeout_s=120)
 
 
@@ -451,7 +405,7 @@ def test_136_config_yaml_and_configz_pass_from_evidence(lab10, tmp_path):
     file and in effect — both checks pass, as on 1.20."""
     result, _ = replay_lab(lab10["course"], LAB, _with_136_config(lab10["evidence"], tmp_path / "a.json",
                                                                   G.SETTING_VALUE, G.SETTING_VALUE))
-    got = _by_id(result)
+    got = by_id(result)
     assert str(got["setting_in_file[worker]"].status) == "pass"
     assert str(got["setting_in_effect[worker]"].status) == "pass"
 
@@ -462,7 +416,7 @@ def test_136_config_yaml_without_the_setting_fails_from_evidence(lab10, tmp_path
     containerLogMaxSize line) and the kubelet on its default: setting_in_file fails naming the default, the
     in-effect check is blocked."""
     result, _ = replay_lab(lab10["course"], LAB, _with_136_config(lab10["evidence"], tmp_path / "b.json", None, "10Mi"))
-    got = _by_id(result)
+    got = by_id(result)
     f = got["setting_in_file[worker]"]
     assert str(f.status) == "fail" and f.actual == "(not set: the default 10Mi)" and f.expected == G.SETTING_VALUE
     assert str(got["setting_in_effect[worker]"].status) == "blocked"

@@ -10,14 +10,13 @@ a configz error, a missing file's `cat` error), then replay it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from evidence_edit import EvidenceEdit
+from helpers import REPO, by_id, not_passing
 from kubelab.course import load_course
-from kubelab.evidence import replay_lab, save
-from kubelab.evidence.model import CommandObservation, load
+from kubelab.evidence import replay_lab
 
 LAB = "lab10"
 RECORDING = REPO / "tests" / "data" / "lab10" / "solved-v1.20-twins.recording.json"
@@ -29,51 +28,15 @@ ANSWERS_CAT = "cat ~vagrant/.kubelab/answers/lab10.json"
 COURSE = load_course(REPO)
 
 
-class Edit:
-    def __init__(self):
-        self.ev = load(RECORDING)
-
-    def cmd(self, node: str, cmd: str, stdout: str = "", rc: int = 0, stderr: str = "") -> "Edit":
-        obs = self.ev.nodes.setdefault(node, [])
-        obs[:] = [o for o in obs if o.cmd != cmd]
-        obs.append(CommandObservation(cmd=cmd, rc=rc, stdout=stdout, stderr=stderr))
-        return self
-
-    def stdout(self, node: str, cmd: str) -> str:
-        return next(o.stdout for o in self.ev.nodes[node] if o.cmd == cmd)
-
-    def api(self, path: str, fn=None, status: int | None = None, data: str | None = None) -> "Edit":
-        hits = [o for o in self.ev.api if o.path == path]
-        assert hits, path
-        for o in hits:
-            if fn:
-                d = json.loads(o.data)
-                fn(d)
-                o.data = json.dumps(d)
-            if status is not None:
-                o.status, o.data = status, data or ""
-        return self
-
-    def replay(self, tmp_path: Path):
-        result, _ = replay_lab(COURSE, LAB, save(self.ev, tmp_path / "edited.json"))
-        errors = [(c.id, c.message) for c in result.checks if str(c.status) == "error"]
-        assert not errors, errors
-        return result
-
-
-def _by_id(result):
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result):
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
+class Edit(EvidenceEdit):
+    recording, lab, course = RECORDING, LAB, COURSE
 
 
 def test_the_recording_replays_to_full_marks():
     """recorded evidence from the real 1.20 cluster on twins, unchanged: every check passes, 10 of 10 — and the
     mirror pod in it carries what the grader looks for (annotation, owner Node worker)."""
     result, ev = replay_lab(COURSE, LAB, RECORDING)
-    assert _not_passing(result) == {} and result.score == result.max_score == 10
+    assert not_passing(result) == {} and result.score == result.max_score == 10
     pod = json.loads(next(o.data for o in ev.api if o.path == MIRROR))
     assert pod["metadata"]["annotations"]["kubernetes.io/config.mirror"] == \
         pod["metadata"]["annotations"]["kubernetes.io/config.hash"]
@@ -87,9 +50,9 @@ def test_manifest_missing_on_both_nodes_fails(tmp_path):
                    stderr="cat: /etc/kubernetes/manifests/static-web.yaml: No such file or directory")
     e.cmd("master", "sudo -n test -e /etc/kubernetes/manifests/static-web.yaml", rc=1)
     result = e.replay(tmp_path)
-    f = _by_id(result)["static_pod_file[worker]"]
+    f = by_id(result)["static_pod_file[worker]"]
     assert str(f.status) == "fail" and f.actual == "missing"
-    assert _not_passing(result) == {"static_pod_file[worker]": "fail", "mirror_pod[cluster]": "blocked",
+    assert not_passing(result) == {"static_pod_file[worker]": "fail", "mirror_pod[cluster]": "blocked",
                                     "answer_config_hash[cluster]": "blocked"}
 
 
@@ -98,7 +61,7 @@ def test_manifest_of_another_kind_fails(tmp_path):
     static-web (a static pod must be a Pod) — static_pod_file fails showing kind and name."""
     text = Edit().stdout("worker", MANIFEST_CAT)
     e = Edit().cmd("worker", MANIFEST_CAT, text.replace("apiVersion: v1\nkind: Pod", "apiVersion: apps/v1\nkind: Deployment"))
-    f = _by_id(e.replay(tmp_path))["static_pod_file[worker]"]
+    f = by_id(e.replay(tmp_path))["static_pod_file[worker]"]
     assert str(f.status) == "fail" and "Deployment" in f.actual and "Pod" in f.expected
 
 
@@ -110,9 +73,9 @@ def test_mirror_pod_not_running_fails(tmp_path):
         d["status"]["phase"] = "Pending"
         d["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ErrImageNeverPull"}}
     result = Edit().api(MIRROR, pending).replay(tmp_path)
-    m = _by_id(result)["mirror_pod[cluster]"]
+    m = by_id(result)["mirror_pod[cluster]"]
     assert str(m.status) == "fail" and "Pending" in m.actual and "Running" in m.expected
-    assert _not_passing(result) == {"mirror_pod[cluster]": "fail", "answer_config_hash[cluster]": "blocked"}
+    assert not_passing(result) == {"mirror_pod[cluster]": "fail", "answer_config_hash[cluster]": "blocked"}
 
 
 def test_an_ordinary_pod_named_like_the_mirror_fails(tmp_path):
@@ -121,7 +84,7 @@ def test_an_ordinary_pod_named_like_the_mirror_fails(tmp_path):
     def ordinary(d):
         d["metadata"]["annotations"] = {}
         d["metadata"].pop("ownerReferences")
-    m = _by_id(Edit().api(MIRROR, ordinary).replay(tmp_path))["mirror_pod[cluster]"]
+    m = by_id(Edit().api(MIRROR, ordinary).replay(tmp_path))["mirror_pod[cluster]"]
     assert str(m.status) == "fail" and m.expected == "annotation kubernetes.io/config.mirror"
 
 
@@ -130,7 +93,7 @@ def test_mirror_pod_owned_by_another_node_fails(tmp_path):
     file ran there) — mirror_pod fails naming the owner it wanted."""
     def other(d):
         d["metadata"]["ownerReferences"][0]["name"] = "master"
-    m = _by_id(Edit().api(MIRROR, other).replay(tmp_path))["mirror_pod[cluster]"]
+    m = by_id(Edit().api(MIRROR, other).replay(tmp_path))["mirror_pod[cluster]"]
     assert str(m.status) == "fail" and m.expected == "an ownerReference to Node worker" and "master" in m.actual
 
 
@@ -139,7 +102,7 @@ def test_configz_unreachable_fails_the_in_effect_check(tmp_path):
     kubelet does not answer on 10250) — setting_in_effect fails with the HTTP status and message."""
     body = json.dumps({"kind": "Status", "status": "Failure", "code": 503,
                        "message": "error trying to reach service: dial tcp 192.168.56.11:10250: connect: connection refused"})
-    e = _by_id(Edit().api(CONFIGZ, status=503, data=body).replay(tmp_path))["setting_in_effect[worker]"]
+    e = by_id(Edit().api(CONFIGZ, status=503, data=body).replay(tmp_path))["setting_in_effect[worker]"]
     assert str(e.status) == "fail" and e.actual.startswith("HTTP 503") and "10250" in e.actual
 
 
@@ -154,7 +117,7 @@ def test_stale_lease_fails_the_health_check(tmp_path):
 
         t = datetime.datetime.fromtimestamp(now - 120, datetime.timezone.utc)
         d["spec"]["renewTime"] = t.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-    h = _by_id(e.api(LEASE, stale).replay(tmp_path))["kubelet_healthy[worker]"]
+    h = by_id(e.api(LEASE, stale).replay(tmp_path))["kubelet_healthy[worker]"]
     assert str(h.status) == "fail" and h.actual == "renewed 120s ago"
 
 
@@ -164,9 +127,9 @@ def test_no_answers_recorded_fails_the_answer_checks(tmp_path):
     e = Edit().cmd("master", ANSWERS_CAT, rc=1,
                    stderr="cat: /home/vagrant/.kubelab/answers/lab10.json: No such file or directory")
     result = e.replay(tmp_path)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in
                                     ("answer_config_hash", "answer_lease_duration", "answer_client_serial")}
-    c = _by_id(result)["answer_lease_duration[cluster]"]
+    c = by_id(result)["answer_lease_duration[cluster]"]
     assert c.actual == "none recorded" and "%answer lab10 lease_duration_seconds" in c.expected
 
 
@@ -178,4 +141,4 @@ def test_the_serial_in_another_spelling_still_passes(tmp_path, serial):
     answers = json.loads(e.stdout("master", ANSWERS_CAT))
     answers["kubelet_client_serial"]["value"] = serial
     result = e.cmd("master", ANSWERS_CAT, json.dumps(answers)).replay(tmp_path)
-    assert str(_by_id(result)["answer_client_serial[cluster]"].status) == "pass"
+    assert str(by_id(result)["answer_client_serial[cluster]"].status) == "pass"

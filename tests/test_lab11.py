@@ -27,24 +27,21 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
-import nbformat
 import pytest
 
-from helpers import REPO, execute_notebook, shared_realdata, wait_for
+from helpers import (REPO, by_id, grade_live, load_grader, not_passing, run_cells_live, shared_realdata,
+                     solution_cells, ssh, ssh_ok, wait_for)
 from lab11_rulesets import nft_ruleset
 from kubelab.cluster import build
 from kubelab.course import LoadedCourse
-from kubelab.evidence import comparable, record_lab, replay_lab, save
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
+from kubelab.evidence import comparable, replay_lab
 
 LAB = "lab11"
+NOTEBOOK = f"{LAB}/lab11_kube_proxy.ipynb"  # under solutions/
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 ANSWERS = "/home/vagrant/.kubelab/answers/lab11.json"
 NOTEBOOK_IMAGE = "        image: busybox:1.37\n        imagePullPolicy: IfNotPresent\n"
@@ -54,21 +51,7 @@ REALDATA_IPTABLES = "v1.29.4_MiniK8s-SE3356-minik8s_iptables-save_control-plane_
 KEEP_RECORDING = os.environ.get("KUBELAB_LAB11_KEEP_RECORDING")  # where to copy the live recording (tests/data)
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab11_grader", REPO / "graders" / "lab11_kube_proxy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _grader()
-
-
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab11_kube_proxy.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+G = load_grader("lab11_kube_proxy.py")
 
 
 def with_mode(course: LoadedCourse, mode: str) -> LoadedCourse:
@@ -88,7 +71,7 @@ def test_notebook_creates_what_the_grader_looks_for():
     course.yaml's mode."""
     import yaml
 
-    cells = solution_cells()
+    cells = solution_cells(NOTEBOOK)
     values = cells["course-values"].source
     assert f'NS, SVC, REPLICAS = "{G.NAMESPACE}", "{G.SERVICE}", {G.REPLICAS}' in values
     assert "course.model.network.kube_proxy_mode" in values
@@ -144,39 +127,8 @@ def test_nftables_reader_on_a_modelled_ruleset():
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, node: str, cmd: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n sh -c {shlex.quote(cmd)}"],
-                          capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def _ok(ts, node, cmd, timeout=120, input=None) -> str:
-    p = _ssh(ts, node, cmd, timeout=timeout, input=input)
-    assert p.returncode == 0, (node, cmd, p.stdout[-500:], p.stderr[-500:])
-    return p.stdout
-
-
-def _grade(state, record: Path | None = None):
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        if record is None:
-            return run_lab(state["course"], LAB, target)
-        live, evidence = record_lab(state["course"], LAB, target)
-        save(evidence, record)
-        return live
-    finally:
-        target.close()
-
-
-def _by_id(result) -> dict:
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result) -> dict[str, str]:
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
-
-
 def _proxies_active(ts, course) -> bool:
-    return all(_ssh(ts, n.name, "systemctl is-active kube-proxy").stdout.strip() == "active" for n in course.model.nodes)
+    return all(ssh(ts, n.name, "systemctl is-active kube-proxy").stdout.strip() == "active" for n in course.model.nodes)
 
 
 def _restore(state, made_kubeconfig: bool) -> list[str]:
@@ -184,12 +136,12 @@ def _restore(state, made_kubeconfig: bool) -> list[str]:
     ts, course = state["ts"], state["course"]
     problems = []
     for n in course.model.nodes:
-        p = _ssh(ts, n.name, "systemctl start kube-proxy")
+        p = ssh(ts, n.name, "systemctl start kube-proxy")
         if p.returncode != 0:
             problems.append(f"{n.name}: start kube-proxy: {p.stderr.strip()[-200:]}")
     cmd = (f"{KUBECTL} delete namespace {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
            + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
-    p = _ssh(ts, course.model.control_plane.name, cmd, timeout=180)
+    p = ssh(ts, course.model.control_plane.name, cmd, timeout=180)
     if p.returncode != 0:
         problems.append(f"cleanup: {p.stderr.strip()[-200:]}")
     if not _proxies_active(ts, course):
@@ -203,27 +155,22 @@ def lab11(shared_cluster, tmp_path_factory):
     afterwards."""
     ts = shared_cluster["ts"]
     course = with_mode(shared_cluster["course"], "iptables")
-    made_kubeconfig = _ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
     folder = tmp_path_factory.mktemp("lab11")
     state = {"course": course, "ts": ts}
     try:
-        cells = solution_cells()
+        cells = solution_cells(NOTEBOOK)
         run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab11" and gid not in NOT_ON_120]
         create = cells["create-service"]
         create.source = create.source.replace(
             NOTEBOOK_IMAGE, f"        image: {build.BUSYBOX_IMAGE}\n        imagePullPolicy: Never\n")
-        nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                           "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(run, folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
-                            for c in nb.cells}
         print(f"lab11 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
-        state["live"] = _grade(state, record=state["evidence"])
+        state["live"] = grade_live(state, LAB, record=state["evidence"])
         print(f"lab11 graded live (recording) in {time.monotonic() - t0:.1f}s")
         if KEEP_RECORDING:
             shutil.copy(state["evidence"], KEEP_RECORDING)
@@ -255,7 +202,7 @@ def test_solution_notebook_on_the_cluster_earns_full_marks_and_replays(lab11):
     assert "new Service" in stopped and "no answer" in stopped and "rules for web-new: 0" in stopped, stopped
     assert "FAILED" not in out["check-stopped"] and "healthz: 200" in out["check-stopped"], out["check-stopped"]
     live = lab11["live"]
-    assert _not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
+    assert not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
                                      if str(c.status) != "pass"]
     assert live.score == live.max_score
     replayed, _ = replay_lab(lab11["course"], LAB, lab11["evidence"])
@@ -267,17 +214,17 @@ def test_wrong_answers_fail_without_giving_the_live_values_away(lab11):
     """real 1.20 cluster on twins: the answers file rewritten with another KUBE-SVC chain and another endpoint — the
     two answer checks fail showing the learner's values, never the live ones; the rest passes."""
     ts = lab11["ts"]
-    original = _ok(ts, "master", f"cat {ANSWERS}")
+    original = ssh_ok(ts, "master", f"cat {ANSWERS}")
     live = {k: v["value"] for k, v in json.loads(original).items()}
     wrong = {k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"}
              for k, v in {"service_chain": "KUBE-SVC-NPX46M4PTMTKRN6Y", "first_endpoint": "10.244.9.9:8080"}.items()}
-    _ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
+    ssh_ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
     try:
-        result = _grade(lab11)
+        result = grade_live(lab11, LAB)
     finally:
-        _ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
-    got = _by_id(result)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+        ssh_ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
+    got = by_id(result)
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
     for check, key in (("answer_service_chain", "service_chain"), ("answer_first_endpoint", "first_endpoint")):
         c = got[f"{check}[cluster]"]
         assert c.actual == wrong[key]["value"] and c.expected.startswith("the value of ")
@@ -291,16 +238,16 @@ def test_stopped_kube_proxy_on_the_worker_fails_there(lab11):
     it; the worker's mode and rules checks are blocked; the ClusterIP and NodePort still answer there (the rules
     outlive kube-proxy) and the master passes everything."""
     ts, course = lab11["ts"], lab11["course"]
-    _ok(ts, "worker", "systemctl stop kube-proxy")
+    ssh_ok(ts, "worker", "systemctl stop kube-proxy")
     try:
-        result = _grade(lab11)
+        result = grade_live(lab11, LAB)
     finally:
-        _ok(ts, "worker", "systemctl start kube-proxy")
-    r = _by_id(result)["kube_proxy_running[worker]"]
+        ssh_ok(ts, "worker", "systemctl start kube-proxy")
+    r = by_id(result)["kube_proxy_running[worker]"]
     assert str(r.status) == "fail" and "systemd unit kube-proxy inactive" in r.actual, (r.expected, r.actual)
     assert "systemctl status kube-proxy" in r.hint and "rollout restart daemonset kube-proxy" in r.hint
-    assert _not_passing(result) == {"kube_proxy_running[worker]": "fail", "kube_proxy_mode[worker]": "blocked",
-                                    "rules[worker]": "blocked"}
+    assert not_passing(result) == {"kube_proxy_running[worker]": "fail", "kube_proxy_mode[worker]": "blocked",
+                                   "rules[worker]": "blocked"}
     wait_for(lambda: _proxies_active(ts, course), "kube-proxy active on every node", timeout_s=60)
 
 
@@ -361,7 +308,7 @@ def test_switch_cell_sets_only_the_mode_and_restarts_the_daemonset(tmp_path):
         f'*"apply -f "*) cp "$3" {tmp_path / "applied.yaml"};; esac\n')
     (bin_dir / "kubectl").chmod(0o755)
     (tmp_path / "cm.yaml").write_text(KUBEADM_KUBE_PROXY_CM)
-    lines = solution_cells()["switch-nftables"].source.splitlines()[1:]
+    lines = solution_cells(NOTEBOOK)["switch-nftables"].source.splitlines()[1:]
     script = "\n".join(ln for ln in lines if "### " not in ln).replace("/tmp/kube-proxy-cm.yaml", str(tmp_path / "cm-edit.yaml"))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KUBE_PROXY_MODE": "nftables"}
     p = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=60)

@@ -18,13 +18,12 @@ Proof, named per test:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from helpers import REPO
+from evidence_edit import EvidenceEdit
+from helpers import REPO, by_id, not_passing
 from lab11_rulesets import nft_ruleset
 from kubelab.course import LoadedCourse, load_course
-from kubelab.evidence import replay_lab, save
-from kubelab.evidence.model import ApiObservation, CommandObservation, load
+from kubelab.evidence import replay_lab
 
 LAB = "lab11"
 RECORDING = REPO / "tests" / "data" / "lab11" / "solved-v1.20-twins.recording.json"
@@ -48,62 +47,8 @@ def twins_course() -> LoadedCourse:
 TWINS = twins_course()
 
 
-class Edit:
-    def __init__(self):
-        self.ev = load(RECORDING)
-
-    def cmd(self, node: str, cmd: str, stdout: str = "", rc: int = 0, stderr: str = "") -> "Edit":
-        obs = self.ev.nodes.setdefault(node, [])
-        obs[:] = [o for o in obs if o.cmd != cmd]
-        obs.append(CommandObservation(cmd=cmd, rc=rc, stdout=stdout, stderr=stderr))
-        return self
-
-    def cmd_containing(self, node: str, part: str) -> str:
-        hits = [o.cmd for o in self.ev.nodes[node] if part in o.cmd]
-        assert hits, (node, part, [o.cmd for o in self.ev.nodes[node]])
-        return hits[0]
-
-    def stdout(self, node: str, cmd: str) -> str:
-        return next(o.stdout for o in self.ev.nodes[node] if o.cmd == cmd)
-
-    def api_path(self, part: str) -> str:
-        hits = [o.path for o in self.ev.api if part in o.path]
-        assert hits, (part, [o.path for o in self.ev.api])
-        return hits[0]
-
-    def api_data(self, path: str):
-        return json.loads(next(o.data for o in self.ev.api if o.path == path))
-
-    def api(self, path: str, fn=None, status: int | None = None, data: str | None = None) -> "Edit":
-        hits = [o for o in self.ev.api if o.path == path]
-        assert hits, path
-        for o in hits:
-            if fn:
-                d = json.loads(o.data)
-                fn(d)
-                o.data = json.dumps(d)
-            if status is not None:
-                o.status, o.data = status, data or ""
-        return self
-
-    def add_api(self, path: str, data: dict) -> "Edit":
-        self.ev.api = [o for o in self.ev.api if o.path != path]
-        self.ev.api.append(ApiObservation(method="GET", path=path, status=200, data=json.dumps(data)))
-        return self
-
-    def replay(self, tmp_path: Path, course: LoadedCourse = TWINS):
-        result, _ = replay_lab(course, LAB, save(self.ev, tmp_path / "edited.json"))
-        errors = [(c.id, c.message) for c in result.checks if str(c.status) == "error"]
-        assert not errors, errors
-        return result
-
-
-def _by_id(result):
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result):
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
+class Edit(EvidenceEdit):
+    recording, lab, course = RECORDING, LAB, TWINS
 
 
 def _cluster_ip(e: Edit) -> str:
@@ -124,7 +69,7 @@ def test_the_recording_replays_to_full_marks():
     iptables: every check passes on both nodes — and what the grader saw is what the lab says: EndpointSlices served
     as discovery.k8s.io/v1beta1, kube-proxy a systemd unit, its KUBE-SVC chain with the probabilities 1/3 and 1/2."""
     result, ev = replay_lab(TWINS, LAB, RECORDING)
-    assert _not_passing(result) == {} and result.score == result.max_score
+    assert not_passing(result) == {} and result.score == result.max_score
     e = Edit()
     assert "/apis/discovery.k8s.io/v1beta1/" in e.api_path("/endpointslices")
     assert len(_ready_endpoints(e)) == 3
@@ -138,8 +83,8 @@ def test_the_twins_iptables_mode_fails_a_course_asking_for_nftables(tmp_path):
     with the hint naming the ConfigMap and the DaemonSet restart; the rules (read in the mode kube-proxy reports)
     and everything else pass."""
     result = Edit().replay(tmp_path, REPO_COURSE)
-    assert _not_passing(result) == {"kube_proxy_mode[master]": "fail", "kube_proxy_mode[worker]": "fail"}
-    m = _by_id(result)["kube_proxy_mode[worker]"]
+    assert not_passing(result) == {"kube_proxy_mode[master]": "fail", "kube_proxy_mode[worker]": "fail"}
+    m = by_id(result)["kube_proxy_mode[worker]"]
     assert (m.expected, m.actual) == ("nftables", "iptables")
     assert "configmap kube-proxy" in m.hint and "rollout restart daemonset kube-proxy" in m.hint
 
@@ -180,7 +125,7 @@ def test_136_nftables_mode_passes_from_evidence(tmp_path):
     and three endpoint chains; the answers recorded from that table): every check passes against this repository's
     course.yaml (nftables)."""
     result = _as_136_nftables(Edit()).replay(tmp_path, REPO_COURSE)
-    assert _not_passing(result) == {}, [(c.id, c.expected, c.actual) for c in result.checks if str(c.status) != "pass"]
+    assert not_passing(result) == {}, [(c.id, c.expected, c.actual) for c in result.checks if str(c.status) != "pass"]
 
 
 def test_136_answers_recorded_in_iptables_mode_fail_after_the_switch(tmp_path):
@@ -188,8 +133,8 @@ def test_136_answers_recorded_in_iptables_mode_fail_after_the_switch(tmp_path):
     switch to nftables: answer_service_chain fails (the grader recomputes in the mode kube-proxy runs in now);
     the first endpoint — the same pod IP in both modes here — passes."""
     result = _as_136_nftables(Edit(), answers_in_nft=False).replay(tmp_path, REPO_COURSE)
-    assert _not_passing(result) == {"answer_service_chain[cluster]": "fail"}
-    assert _by_id(result)["answer_service_chain[cluster]"].actual.startswith("KUBE-SVC-")
+    assert not_passing(result) == {"answer_service_chain[cluster]": "fail"}
+    assert by_id(result)["answer_service_chain[cluster]"].actual.startswith("KUBE-SVC-")
 
 
 def test_136_nft_table_missing_fails_the_rules_check(tmp_path):
@@ -198,8 +143,8 @@ def test_136_nft_table_missing_fails_the_rules_check(tmp_path):
     e = _as_136_nftables(Edit())
     e.cmd("worker", NFT, rc=1, stderr="Error: No such file or directory\nlist table ip kube-proxy\n                   ^^^^^^^^^^")
     result = e.replay(tmp_path, REPO_COURSE)
-    assert _not_passing(result) == {"rules[worker]": "fail"}
-    r = _by_id(result)["rules[worker]"]
+    assert not_passing(result) == {"rules[worker]": "fail"}
+    r = by_id(result)["rules[worker]"]
     assert "ip kube-proxy" in r.expected and "No such file" in r.actual
 
 
@@ -215,9 +160,9 @@ def test_a_clusterip_service_fails_the_service_check(tmp_path):
         d["spec"]["ports"][0].pop("nodePort", None)
         d["spec"].pop("externalTrafficPolicy", None)
     result = Edit().api(SERVICE, cluster_ip).replay(tmp_path)
-    s = _by_id(result)["service[cluster]"]
+    s = by_id(result)["service[cluster]"]
     assert str(s.status) == "fail" and "ClusterIP" in s.actual and "NodePort" in s.expected
-    assert set(_not_passing(result)) == {"service[cluster]", "endpoints[cluster]", "rules[master]", "rules[worker]",
+    assert set(not_passing(result)) == {"service[cluster]", "endpoints[cluster]", "rules[master]", "rules[worker]",
                                          "cluster_ip[master]", "cluster_ip[worker]", "node_port[master]",
                                          "node_port[worker]", "answer_service_chain[cluster]",
                                          "answer_first_endpoint[cluster]"}
@@ -228,7 +173,7 @@ def test_a_missing_service_fails(tmp_path):
     service fails 'none'."""
     body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
                        "message": 'services "web" not found', "details": {"name": "web", "kind": "services"}})
-    s = _by_id(Edit().api(SERVICE, status=404, data=body).replay(tmp_path))["service[cluster]"]
+    s = by_id(Edit().api(SERVICE, status=404, data=body).replay(tmp_path))["service[cluster]"]
     assert str(s.status) == "fail" and s.actual == "none"
 
 
@@ -239,9 +184,9 @@ def test_an_unready_endpoint_fails_the_endpoints_check(tmp_path):
     path = e.api_path("/endpointslices")
     e.api(path, lambda d: d["items"][0]["endpoints"][0]["conditions"].update(ready=False))
     result = e.replay(tmp_path)
-    f = _by_id(result)["endpoints[cluster]"]
+    f = by_id(result)["endpoints[cluster]"]
     assert (str(f.status), f.expected, f.actual) == ("fail", "3", "2"), (f.status, f.expected, f.actual)
-    assert _not_passing(result) == {"endpoints[cluster]": "fail", **{f"{c}[{n}]": "blocked" for c in (
+    assert not_passing(result) == {"endpoints[cluster]": "fail", **{f"{c}[{n}]": "blocked" for c in (
         "rules", "cluster_ip", "node_port") for n in ("master", "worker")}, "answer_first_endpoint[cluster]": "blocked"}
 
 
@@ -251,16 +196,16 @@ def test_inactive_kube_proxy_fails_the_running_check(tmp_path):
     and rules checks are blocked."""
     e = Edit().cmd("worker", IS_ACTIVE, "inactive\n", rc=3).cmd("worker", HEALTHZ, "000", rc=7)
     result = e.replay(tmp_path)
-    assert _not_passing(result) == {"kube_proxy_running[worker]": "fail", "kube_proxy_mode[worker]": "blocked",
+    assert not_passing(result) == {"kube_proxy_running[worker]": "fail", "kube_proxy_mode[worker]": "blocked",
                                     "rules[worker]": "blocked"}
-    assert "inactive" in _by_id(result)["kube_proxy_running[worker]"].actual
+    assert "inactive" in by_id(result)["kube_proxy_running[worker]"].actual
 
 
 def test_unhealthy_kube_proxy_fails_the_running_check(tmp_path):
     """recorded evidence from the real 1.20 cluster on twins, the master's kube-proxy active but its healthz
     answering 503 (it has not synced its rules for too long) — kube_proxy_running fails on the master, expected 200."""
     result = Edit().cmd("master", HEALTHZ, "503").replay(tmp_path)
-    r = _by_id(result)["kube_proxy_running[master]"]
+    r = by_id(result)["kube_proxy_running[master]"]
     assert str(r.status) == "fail" and (r.expected, r.actual) == ("200", "503")
 
 
@@ -272,8 +217,8 @@ def test_stale_rules_fail_the_rules_check(tmp_path):
     eps = _ready_endpoints(e)
     text = e.stdout("worker", IPTABLES).replace(f"--to-destination {eps[0]}", "--to-destination 10.244.1.250:8080")
     result = e.cmd("worker", IPTABLES, text).replay(tmp_path)
-    assert _not_passing(result) == {"rules[worker]": "fail"}
-    r = _by_id(result)["rules[worker]"]
+    assert not_passing(result) == {"rules[worker]": "fail"}
+    r = by_id(result)["rules[worker]"]
     assert "10.244.1.250:8080" in r.actual and eps[0] in r.expected
 
 
@@ -283,8 +228,8 @@ def test_no_rules_for_the_service_fail_the_rules_check(tmp_path):
     e = Edit()
     text = "\n".join(ln for ln in e.stdout("worker", IPTABLES).splitlines() if "lab11-web/web" not in ln) + "\n"
     result = e.cmd("worker", IPTABLES, text).replay(tmp_path)
-    assert _not_passing(result) == {"rules[worker]": "fail"}
-    assert _by_id(result)["rules[worker]"].actual == "none"
+    assert not_passing(result) == {"rules[worker]": "fail"}
+    assert by_id(result)["rules[worker]"].actual == "none"
 
 
 def test_a_clusterip_that_does_not_answer_fails(tmp_path):
@@ -293,8 +238,8 @@ def test_a_clusterip_that_does_not_answer_fails(tmp_path):
     e = Edit()
     cmd = e.cmd_containing("worker", f"http://{_cluster_ip(e)}:80/")
     result = e.cmd("worker", cmd, "000", rc=28).replay(tmp_path)
-    assert _not_passing(result) == {"cluster_ip[worker]": "fail"}
-    assert _by_id(result)["cluster_ip[worker]"].actual == "no answer (curl exit 28)"
+    assert not_passing(result) == {"cluster_ip[worker]": "fail"}
+    assert by_id(result)["cluster_ip[worker]"].actual == "no answer (curl exit 28)"
 
 
 def test_a_nodeport_that_does_not_answer_fails(tmp_path):
@@ -304,7 +249,7 @@ def test_a_nodeport_that_does_not_answer_fails(tmp_path):
     port = e.api_data(SERVICE)["spec"]["ports"][0]["nodePort"]
     cmd = e.cmd_containing("master", f":{port}/")
     result = e.cmd("master", cmd, "000", rc=7).replay(tmp_path)
-    assert _not_passing(result) == {"node_port[master]": "fail"}
+    assert not_passing(result) == {"node_port[master]": "fail"}
 
 
 def test_no_answers_recorded_fails_the_answer_checks(tmp_path):
@@ -313,6 +258,6 @@ def test_no_answers_recorded_fails_the_answer_checks(tmp_path):
     e = Edit().cmd("master", ANSWERS_CAT, rc=1,
                    stderr="cat: /home/vagrant/.kubelab/answers/lab11.json: No such file or directory")
     result = e.replay(tmp_path)
-    assert _not_passing(result) == {"answer_service_chain[cluster]": "fail", "answer_first_endpoint[cluster]": "fail"}
-    c = _by_id(result)["answer_first_endpoint[cluster]"]
+    assert not_passing(result) == {"answer_service_chain[cluster]": "fail", "answer_first_endpoint[cluster]": "fail"}
+    c = by_id(result)["answer_first_endpoint[cluster]"]
     assert c.actual == "none recorded" and "%answer lab11 first_endpoint" in c.expected

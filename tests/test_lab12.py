@@ -27,23 +27,20 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
-from helpers import REPO, execute_notebook, wait_for
+from helpers import by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells, ssh, ssh_ok
 from kubelab.cluster import build
-from kubelab.evidence import comparable, record_lab, replay_lab, save
-from kubelab.engine.runner import run_lab
-from kubelab.engine.targets import SshConfigTarget
+from kubelab.evidence import comparable, replay_lab
 
 LAB = "lab12"
+NOTEBOOK = f"{LAB}/lab12_container_runtime.ipynb"  # under solutions/
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 ANSWERS = "/home/vagrant/.kubelab/answers/lab12.json"
 NOTEBOOK_IMAGE = "    image: busybox:1.37\n    imagePullPolicy: IfNotPresent\n"
@@ -52,26 +49,12 @@ ANSWER_CHECKS = {"answer_pid", "answer_cgroup", "answer_sandbox", "answer_netns_
 KEEP_RECORDING = "KUBELAB_LAB12_RECORDING"  # a path: the live recording is copied there (to refresh tests/data)
 
 
-def _grader():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab12_grader", REPO / "graders" / "lab12_container_runtime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-G = _grader()
-
-
-def solution_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(REPO / "solutions" / LAB / "lab12_container_runtime.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells}
+G = load_grader("lab12_container_runtime.py")
 
 
 def notebook_pod(local_image: bool = False) -> dict:
     """The Pod of the solution's create-pod cell, with the course's values put in (and the twins' local image)."""
-    manifest = solution_cells()["create-pod"].source.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    manifest = solution_cells(NOTEBOOK)["create-pod"].source.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
     for var, value in {"POD": G.POD, "NAMESPACE": G.NAMESPACE, "CONTAINER": G.CONTAINER, "WORKER": "worker"}.items():
         manifest = manifest.replace(f"${var}", value)
     if local_image:
@@ -87,7 +70,7 @@ def test_notebook_creates_what_the_grader_looks_for():
     """simulation: the solution's pod manifest, parsed with the course's values put in — the grader's pod in the
     grader's namespace, one container named as the grader expects, requests equal to limits (Guaranteed); the
     values cell names the same; the answers recorded under the grader's keys."""
-    cells = solution_cells()
+    cells = solution_cells(NOTEBOOK)
     assert cells["create-pod"].source.count(NOTEBOOK_IMAGE) == 1  # the one text the live test swaps
     pod = notebook_pod()
     assert (pod["kind"], pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("Pod", G.POD, G.NAMESPACE)
@@ -106,7 +89,7 @@ def test_notebook_teaches_crictl_with_flags_cri_tools_has():
     """simulation: the crictl command lines of the solution, against the flags of cri-tools' cmd/crictl
     (sandbox.go, container.go at kubernetes-sigs/cri-tools b7c2770): pods --namespace/--name/--state/-q/--no-trunc,
     ps --pod/--name/-q/--no-trunc/-a, inspect -o go-template --template, stop."""
-    text = "".join(c.source for c in solution_cells().values())
+    text = "".join(c.source for c in solution_cells(NOTEBOOK).values())
     for line in ('crictl pods --namespace "$NAMESPACE" --name "^$POD\\$" --state ready -q --no-trunc',
                  'crictl ps --pod "$sid" --name "^$CONTAINER\\$" -q --no-trunc',
                  "crictl inspect -o go-template --template '{{.info.pid}}' \"$cid\"",
@@ -192,39 +175,8 @@ def test_ip_inside_the_network_namespace():
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _ssh(ts, node: str, cmd: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", "-F", str(ts.ssh_config_file()), node, f"sudo -n sh -c {shlex.quote(cmd)}"],
-                          capture_output=True, text=True, timeout=timeout, input=input)
-
-
-def _ok(ts, node, cmd, timeout=120, input=None) -> str:
-    p = _ssh(ts, node, cmd, timeout=timeout, input=input)
-    assert p.returncode == 0, (node, cmd, p.stdout[-500:], p.stderr[-500:])
-    return p.stdout
-
-
-def _grade(state, record: Path | None = None):
-    target = SshConfigTarget(state["course"], state["ts"].ssh_config_file())
-    try:
-        if record is None:
-            return run_lab(state["course"], LAB, target)
-        live, evidence = record_lab(state["course"], LAB, target)
-        save(evidence, record)
-        return live
-    finally:
-        target.close()
-
-
-def _by_id(result) -> dict:
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result) -> dict[str, str]:
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
-
-
 def _namespace_gone(ts) -> bool:
-    return _ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode != 0
+    return ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode != 0
 
 
 def _restore(state, made_kubeconfig: bool) -> list[str]:
@@ -233,7 +185,7 @@ def _restore(state, made_kubeconfig: bool) -> list[str]:
     problems = []
     cmd = (f"{KUBECTL} delete ns {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
            + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
-    p = _ssh(ts, "master", cmd, timeout=180)
+    p = ssh(ts, "master", cmd, timeout=180)
     if p.returncode != 0:
         problems.append(f"master: {cmd}: {p.stderr.strip()[-200:]}")
     if not _namespace_gone(ts):
@@ -256,22 +208,17 @@ def _runnable(cells) -> list:
 def lab12(shared_cluster, tmp_path_factory):
     """The solution notebook run on the shared cluster, then its graded, recorded state; put back afterwards."""
     ts = shared_cluster["ts"]
-    made_kubeconfig = _ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
     folder = tmp_path_factory.mktemp("lab12")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
-        nb = nbformat.v4.new_notebook(cells=_runnable(solution_cells()), metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-        env = {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)}
         t0 = time.monotonic()
-        execute_notebook(nb, folder, env, timeout=300, drop=("NBGRADER_EXECUTION",))
+        state["outputs"] = run_cells_live(_runnable(solution_cells(NOTEBOOK)), folder, ts)
         state["notebook_s"] = time.monotonic() - t0
-        state["outputs"] = {c.metadata["nbgrader"]["grade_id"]: "".join(o.get("text", "") for o in c.outputs)
-                            for c in nb.cells}
         print(f"lab12 solution notebook ran on the twins in {state['notebook_s']:.1f}s")
         t0 = time.monotonic()
         state["evidence"] = folder / "solved.evidence.json"
-        state["live"] = _grade(state, record=state["evidence"])
+        state["live"] = grade_live(state, LAB, record=state["evidence"])
         print(f"lab12 graded live (recording) in {time.monotonic() - t0:.1f}s")
         if os.environ.get(KEEP_RECORDING):
             shutil.copy(state["evidence"], os.environ[KEEP_RECORDING])
@@ -303,7 +250,7 @@ def test_solution_notebook_on_the_cluster_earns_full_marks_and_replays(lab12):
     assert ns == {"net": "shared", "ipc": "shared", "uts": "shared", "pid": "own", "mnt": "own"}, out["show-ns"]
     assert "containerd-shim-runc-v2" in out["show-shim"] and "/pause" in out["show-shim"], out["show-shim"]
     live = lab12["live"]
-    assert _not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
+    assert not_passing(live) == {}, [(c.id, c.expected, c.actual, c.message) for c in live.checks
                                      if str(c.status) != "pass"]
     assert live.score == live.max_score == 10
     replayed, _ = replay_lab(lab12["course"], LAB, lab12["evidence"])
@@ -316,10 +263,10 @@ def test_the_twins_have_no_crictl_that_speaks_the_cri(lab12):
     fails (no crictl at all, or the course's stand-in, which answers `version` only), while `ctr -n k8s.io` lists
     the pod's containers: what the grader reads."""
     ts = lab12["ts"]
-    p = _ssh(ts, "worker", "crictl pods")
+    p = ssh(ts, "worker", "crictl pods")
     assert p.returncode != 0, p.stdout
     assert "not found" in p.stderr or "stand-in" in p.stderr, p.stderr
-    listed = _ok(ts, "worker", f"ctr -n k8s.io containers list -q 'labels.\"io.kubernetes.pod.name\"=={G.POD}'")
+    listed = ssh_ok(ts, "worker", f"ctr -n k8s.io containers list -q 'labels.\"io.kubernetes.pod.name\"=={G.POD}'")
     assert len(listed.split()) >= 2  # the sandbox and at least one container
 
 
@@ -329,19 +276,19 @@ def test_wrong_answers_fail_without_giving_the_live_values_away(lab12):
     of another pod and another IP — the four answer checks fail showing the learner's values, never the live ones;
     the rest passes."""
     ts = lab12["ts"]
-    original = _ok(ts, "master", f"cat {ANSWERS}")
+    original = ssh_ok(ts, "master", f"cat {ANSWERS}")
     live = {k: v["value"] for k, v in json.loads(original).items()}
     wrong_values = {"container_pid": str(int(live["container_pid"]) + 1),
                     "cgroup_path": live["cgroup_path"].replace("/kubepods/", "/kubepods/burstable/"),
                     "sandbox_id": "f" * 64, "netns_ip": "10.244.9.9"}
     wrong = {k: {"value": v, "recorded_at": "2026-11-30T06:00:00+00:00"} for k, v in wrong_values.items()}
-    _ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
+    ssh_ok(ts, "master", f"cat > {ANSWERS}", input=json.dumps(wrong))
     try:
-        result = _grade(lab12)
+        result = grade_live(lab12, LAB)
     finally:
-        _ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
-    got = _by_id(result)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+        ssh_ok(ts, "master", f"cat > {ANSWERS} && chown vagrant: {ANSWERS}", input=original)
+    got = by_id(result)
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
     for check, key in (("answer_pid", "container_pid"), ("answer_cgroup", "cgroup_path"),
                        ("answer_sandbox", "sandbox_id"), ("answer_netns_ip", "netns_ip")):
         c = got[f"{check}[cluster]"]
@@ -356,17 +303,17 @@ def test_pod_deleted_and_recreated_through_the_api_is_not_a_restart(lab12):
     the answers of the old pod (sandbox ID, PID, cgroup path) fail; the new pod is Running, Guaranteed, in its
     cgroup, in containerd. Runs last: it leaves a pod the restore deletes with the namespace."""
     ts = lab12["ts"]
-    _ok(ts, "master", f"{KUBECTL} -n {G.NAMESPACE} delete pod {G.POD} --wait=true --timeout=60s")
-    _ok(ts, "master", f"{KUBECTL} apply -f - && {KUBECTL} -n {G.NAMESPACE} wait --for=condition=Ready "
-                      f"pod/{G.POD} --timeout=120s", input=json.dumps(notebook_pod(local_image=True)))
-    result = _grade(lab12)
-    got = _by_id(result)
+    ssh_ok(ts, "master", f"{KUBECTL} -n {G.NAMESPACE} delete pod {G.POD} --wait=true --timeout=60s")
+    ssh_ok(ts, "master", f"{KUBECTL} apply -f - && {KUBECTL} -n {G.NAMESPACE} wait --for=condition=Ready "
+                         f"pod/{G.POD} --timeout=120s", input=json.dumps(notebook_pod(local_image=True)))
+    result = grade_live(lab12, LAB)
+    got = by_id(result)
     r = got["restarted[cluster]"]
     assert str(r.status) == "fail" and r.actual == "restartCount 0" and "crictl stop" in r.hint, (r.actual, r.message)
-    failing = set(_not_passing(result))
+    failing = set(not_passing(result))
     assert {"restarted[cluster]", "answer_sandbox[cluster]", "answer_pid[cluster]", "answer_cgroup[cluster]"} \
         <= failing <= {"restarted[cluster]", "answer_sandbox[cluster]", "answer_pid[cluster]",
-                       "answer_cgroup[cluster]", "answer_netns_ip[cluster]"}, _not_passing(result)
+                       "answer_cgroup[cluster]", "answer_netns_ip[cluster]"}, not_passing(result)
 
 
 def _node_script(source: str) -> str:
@@ -400,7 +347,7 @@ esac
         f.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NAMESPACE": G.NAMESPACE, "POD": G.POD,
            "CONTAINER": G.CONTAINER}
-    return subprocess.run(["bash", "-eo", "pipefail", "-c", _node_script(solution_cells()[grade_id].source)],
+    return subprocess.run(["bash", "-eo", "pipefail", "-c", _node_script(solution_cells(NOTEBOOK)[grade_id].source)],
                           env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -414,7 +361,7 @@ def test_answer_cells_find_the_running_container_when_a_dead_one_is_listed_last(
     p = _run_on_fake_node(tmp_path, "find-pid-ip")
     assert p.returncode == 0 and p.stdout.split() == ["4321", "10.244.1.7"], (p.stdout, p.stderr)
     # the ID assigned on its own (as show-shim does): the helper's status is the assignment's
-    direct = _node_script(solution_cells()["find-pid-ip"].source).replace(
+    direct = _node_script(solution_cells(NOTEBOOK)["find-pid-ip"].source).replace(
         'pid=$(task_pid "$(running_id container)")', 'cid=$(running_id container); pid=$(task_pid "$cid")')
     assert "cid=$(running_id container)" in direct
     broken = direct.replace('if [ -n "$(task_pid "$id")" ]; then echo "$id"; fi', '[ -n "$(task_pid "$id")" ] && echo "$id"')

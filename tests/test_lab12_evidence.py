@@ -19,14 +19,11 @@ Proof, named per test:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-
-from helpers import REPO
+from evidence_edit import EvidenceEdit
+from helpers import REPO, by_id, not_passing
 from kubelab.course import load_course
-from kubelab.evidence import replay_lab, save
-from kubelab.evidence.model import CommandObservation, load
+from kubelab.evidence import replay_lab
 
 LAB = "lab12"
 RECORDING = REPO / "tests" / "data" / "lab12" / "solved-v1.20-twins.recording.json"
@@ -52,70 +49,27 @@ staticPodPath: /etc/kubernetes/manifests
 """
 
 
-class Edit:
-    def __init__(self):
-        self.ev = load(RECORDING)
-
-    def obs(self, node: str, prefix: str) -> list:
-        hits = [o for o in self.ev.nodes[node] if o.cmd.startswith(prefix)]
-        assert hits, (prefix, [o.cmd for o in self.ev.nodes[node]])
-        return hits
-
-    def stdout(self, node: str, prefix: str) -> str:
-        return self.obs(node, prefix)[0].stdout
-
-    def set(self, node: str, prefix: str, stdout: str = "", rc: int = 0, stderr: str = "") -> "Edit":
-        for o in self.obs(node, prefix):
-            o.stdout, o.rc, o.stderr = stdout, rc, stderr
-        return self
-
-    def cmd(self, node: str, cmd: str, stdout: str = "", rc: int = 0, stderr: str = "") -> "Edit":
-        obs = self.ev.nodes.setdefault(node, [])
-        obs[:] = [o for o in obs if o.cmd != cmd]
-        obs.append(CommandObservation(cmd=cmd, rc=rc, stdout=stdout, stderr=stderr))
-        return self
+class Edit(EvidenceEdit):
+    recording, lab, course = RECORDING, LAB, COURSE
 
     def pod(self, fn=None, status: int | None = None, data: str | None = None) -> "Edit":
-        hits = [o for o in self.ev.api if o.path == POD_PATH]
-        assert hits, [o.path for o in self.ev.api]
-        for o in hits:
-            if fn:
-                d = json.loads(o.data)
-                fn(d)
-                o.data = json.dumps(d)
-            if status is not None:
-                o.status, o.data = status, data or ""
-        return self
+        return self.api(POD_PATH, fn, status, data)
 
     def pod_json(self) -> dict:
-        return json.loads(next(o.data for o in self.ev.api if o.path == POD_PATH))
+        return self.api_data(POD_PATH)
 
     def answers(self, **values) -> "Edit":
-        a = json.loads(self.stdout("master", ANSWERS_CAT))
+        a = json.loads(self.stdout_starting_with("master", ANSWERS_CAT))
         for k, v in values.items():
             a[k]["value"] = v
-        return self.set("master", ANSWERS_CAT, json.dumps(a))
-
-    def replay(self, tmp_path: Path):
-        result, _ = replay_lab(COURSE, LAB, save(self.ev, tmp_path / "edited.json"))
-        errors = [(c.id, c.message) for c in result.checks if str(c.status) == "error"]
-        assert not errors, errors
-        return result
-
-
-def _by_id(result):
-    return {c.id: c for c in result.checks}
-
-
-def _not_passing(result):
-    return {c.id: str(c.status) for c in result.checks if str(c.status) != "pass"}
+        return self.set_starting_with("master", ANSWERS_CAT, json.dumps(a))
 
 
 def _ids(e: Edit) -> tuple[str, str, str]:
     """(pod uid, container id, sandbox id) as the recording has them."""
     pod = e.pod_json()
     cid = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
-    info = json.loads(e.stdout("worker", f"sudo -n ctr -n k8s.io containers info {cid}"))
+    info = json.loads(e.stdout_starting_with("worker", f"sudo -n ctr -n k8s.io containers info {cid}"))
     return pod["metadata"]["uid"], cid, info["Spec"]["annotations"]["io.kubernetes.cri.sandbox-id"]
 
 
@@ -124,12 +78,12 @@ def test_the_recording_replays_to_full_marks():
     grader read is what containerd 1.6 shows: the container's cgroup under /kubepods/pod<uid>/ (cgroupfs driver,
     Guaranteed), the sandbox labelled kind sandbox."""
     result, _ = replay_lab(COURSE, LAB, RECORDING)
-    assert _not_passing(result) == {} and result.score == result.max_score == 10
+    assert not_passing(result) == {} and result.score == result.max_score == 10
     e = Edit()
     uid, cid, sid = _ids(e)
-    cg = e.stdout("worker", "sudo -n cat /proc/")
+    cg = e.stdout_starting_with("worker", "sudo -n cat /proc/")
     assert f"/kubepods/pod{uid}/{cid}" in cg
-    sandbox = json.loads(e.stdout("worker", f"sudo -n ctr -n k8s.io containers info {sid}"))
+    sandbox = json.loads(e.stdout_starting_with("worker", f"sudo -n ctr -n k8s.io containers info {sid}"))
     assert sandbox["Labels"]["io.cri-containerd.kind"] == "sandbox"
 
 
@@ -139,9 +93,9 @@ def test_no_pod_fails_and_blocks_the_rest(tmp_path):
     body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
                        "message": 'pods "cri-demo" not found', "details": {"name": "cri-demo", "kind": "pods"}})
     result = Edit().pod(status=404, data=body).replay(tmp_path)
-    p = _by_id(result)["pod_running[cluster]"]
+    p = by_id(result)["pod_running[cluster]"]
     assert str(p.status) == "fail" and p.actual == "none"
-    assert {k: v for k, v in _not_passing(result).items() if k != "pod_running[cluster]"} == \
+    assert {k: v for k, v in not_passing(result).items() if k != "pod_running[cluster]"} == \
         {c.id: "blocked" for c in result.checks if c.id != "pod_running[cluster]"}
 
 
@@ -151,7 +105,7 @@ def test_pod_pending_on_an_image_fails(tmp_path):
     def pending(d):
         d["status"]["phase"] = "Pending"
         d["status"]["containerStatuses"][0]["ready"] = False
-    p = _by_id(Edit().pod(pending).replay(tmp_path))["pod_running[cluster]"]
+    p = by_id(Edit().pod(pending).replay(tmp_path))["pod_running[cluster]"]
     assert str(p.status) == "fail" and "Pending" in p.actual and "Running" in p.expected
 
 
@@ -161,9 +115,9 @@ def test_burstable_pod_fails_the_qos_check(tmp_path):
     e = Edit()
     uid = e.pod_json()["metadata"]["uid"]
     e.pod(lambda d: d["status"].__setitem__("qosClass", "Burstable"))
-    cg = e.stdout("worker", "sudo -n cat /proc/").replace(f"/kubepods/pod{uid}/", f"/kubepods/burstable/pod{uid}/")
-    e.set("worker", "sudo -n cat /proc/", cg)
-    q = _by_id(e.replay(tmp_path))["guaranteed_cgroup[worker]"]
+    cg = e.stdout_starting_with("worker", "sudo -n cat /proc/").replace(f"/kubepods/pod{uid}/", f"/kubepods/burstable/pod{uid}/")
+    e.set_starting_with("worker", "sudo -n cat /proc/", cg)
+    q = by_id(e.replay(tmp_path))["guaranteed_cgroup[worker]"]
     assert str(q.status) == "fail" and q.expected == "Guaranteed" and q.actual == "Burstable"
 
 
@@ -172,8 +126,8 @@ def test_container_task_not_running_fails(tmp_path):
     moment between a kill and the kubelet's restart) — guaranteed_cgroup fails expected RUNNING."""
     e = Edit()
     _, cid, _ = _ids(e)
-    lines = [ln if not ln.startswith(cid) else f"{cid}    0    STOPPED" for ln in e.stdout("worker", TASKS).splitlines()]
-    q = _by_id(e.set("worker", TASKS, "\n".join(lines) + "\n").replay(tmp_path))["guaranteed_cgroup[worker]"]
+    lines = [ln if not ln.startswith(cid) else f"{cid}    0    STOPPED" for ln in e.stdout_starting_with("worker", TASKS).splitlines()]
+    q = by_id(e.set_starting_with("worker", TASKS, "\n".join(lines) + "\n").replay(tmp_path))["guaranteed_cgroup[worker]"]
     assert str(q.status) == "fail" and q.expected == "RUNNING" and q.actual == "STOPPED"
 
 
@@ -182,8 +136,8 @@ def test_sandbox_task_gone_fails_the_containerd_check(tmp_path):
     — sandbox_in_containerd fails 'no task'."""
     e = Edit()
     _, _, sid = _ids(e)
-    kept = [ln for ln in e.stdout("worker", TASKS).splitlines() if not ln.startswith(sid)]
-    s = _by_id(e.set("worker", TASKS, "\n".join(kept) + "\n").replay(tmp_path))["sandbox_in_containerd[worker]"]
+    kept = [ln for ln in e.stdout_starting_with("worker", TASKS).splitlines() if not ln.startswith(sid)]
+    s = by_id(e.set_starting_with("worker", TASKS, "\n".join(kept) + "\n").replay(tmp_path))["sandbox_in_containerd[worker]"]
     assert str(s.status) == "fail" and s.actual == "no task"
 
 
@@ -191,19 +145,19 @@ def test_container_never_restarted_fails(tmp_path):
     """recorded evidence from the real 1.20 cluster on twins, restartCount 0 (the container never stopped, or the
     pod re-created through the API) — restarted fails, nothing else."""
     result = Edit().pod(lambda d: d["status"]["containerStatuses"][0].__setitem__("restartCount", 0)).replay(tmp_path)
-    r = _by_id(result)["restarted[cluster]"]
+    r = by_id(result)["restarted[cluster]"]
     assert str(r.status) == "fail" and r.actual == "restartCount 0"
-    assert _not_passing(result) == {"restarted[cluster]": "fail"}
+    assert not_passing(result) == {"restarted[cluster]": "fail"}
 
 
 def test_no_answers_recorded_fails_the_answer_checks(tmp_path):
     """recorded evidence from the real 1.20 cluster on twins, no answers file on the control plane (`cat`'s real
     error) — the four answer checks fail saying how to record one; nothing else changes."""
-    e = Edit().set("master", ANSWERS_CAT, rc=1,
-                   stderr="cat: /home/vagrant/.kubelab/answers/lab12.json: No such file or directory")
+    e = Edit().set_starting_with("master", ANSWERS_CAT, rc=1,
+                                 stderr="cat: /home/vagrant/.kubelab/answers/lab12.json: No such file or directory")
     result = e.replay(tmp_path)
-    assert _not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
-    c = _by_id(result)["answer_sandbox[cluster]"]
+    assert not_passing(result) == {f"{c}[cluster]": "fail" for c in ANSWER_CHECKS}
+    c = by_id(result)["answer_sandbox[cluster]"]
     assert c.actual == "none recorded" and "%answer lab12 sandbox_id" in c.expected
 
 
@@ -211,8 +165,8 @@ def test_sandbox_id_as_crictl_pods_prints_it_passes(tmp_path):
     """recorded evidence from the real 1.20 cluster on twins, the sandbox answer in the 13 characters `crictl pods`
     shows — answer_sandbox passes; 8 characters — fails."""
     _, _, sid = _ids(Edit())
-    assert str(_by_id(Edit().answers(sandbox_id=sid[:13]).replay(tmp_path))["answer_sandbox[cluster]"].status) == "pass"
-    assert str(_by_id(Edit().answers(sandbox_id=sid[:8]).replay(tmp_path))["answer_sandbox[cluster]"].status) == "fail"
+    assert str(by_id(Edit().answers(sandbox_id=sid[:13]).replay(tmp_path))["answer_sandbox[cluster]"].status) == "pass"
+    assert str(by_id(Edit().answers(sandbox_id=sid[:8]).replay(tmp_path))["answer_sandbox[cluster]"].status) == "fail"
 
 
 def _systemd_v2(e: Edit, qos_slice: str | None = None) -> str:
@@ -221,8 +175,8 @@ def _systemd_v2(e: Edit, qos_slice: str | None = None) -> str:
     u = uid.replace("-", "_")
     pod_slice = qos_slice or f"kubepods-pod{u}.slice"
     path = f"/kubepods.slice/{pod_slice}/cri-containerd-{cid}.scope"
-    e.set("worker", CONFIG_CAT, KUBEADM_136_CONFIG)
-    e.set("worker", "sudo -n cat /proc/", f"0::{path}\n")
+    e.set_starting_with("worker", CONFIG_CAT, KUBEADM_136_CONFIG)
+    e.set_starting_with("worker", "sudo -n cat /proc/", f"0::{path}\n")
     return path
 
 
@@ -233,7 +187,7 @@ def test_systemd_driver_on_cgroup_v2_passes_from_evidence(tmp_path):
     e = Edit()
     path = _systemd_v2(e)
     result = e.answers(cgroup_path=f"0::{path}").replay(tmp_path)
-    assert _not_passing(result) == {} and result.score == 10
+    assert not_passing(result) == {} and result.score == 10
 
 
 def test_systemd_driver_burstable_slice_fails_from_evidence(tmp_path):
@@ -245,7 +199,7 @@ def test_systemd_driver_burstable_slice_fails_from_evidence(tmp_path):
     u = uid.replace("-", "_")
     _systemd_v2(e, f"kubepods-burstable.slice/kubepods-burstable-pod{u}.slice")
     result = e.answers(cgroup_path=f"/kubepods.slice/kubepods-pod{u}.slice").replay(tmp_path)
-    q = _by_id(result)["guaranteed_cgroup[worker]"]
+    q = by_id(result)["guaranteed_cgroup[worker]"]
     assert str(q.status) == "fail" and f"/kubepods.slice/kubepods-pod{u}.slice/" in q.expected
     assert "kubepods-burstable" in q.actual and "(systemd cgroup driver)" in q.expected, (q.actual, q.expected)
-    assert str(_by_id(result)["answer_cgroup[cluster]"].status) == "fail"
+    assert str(by_id(result)["answer_cgroup[cluster]"].status) == "fail"

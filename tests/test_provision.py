@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import kubelab
+from helpers import kubelab, playwright_chromium
 from kubelab.course import load_course
 from kubelab.twin.paths import cache_root
 
@@ -400,13 +400,7 @@ def test_headless_chromium_opens_lab1_in_jupyterlab(provisioned, fresh_twins, tm
     """A real browser: Debian's Chromium via Playwright opens the Lab 1 notebook; the screenshots are kept in
     $KUBELAB_TEST_ARTIFACTS, else the test's tmp dir, never in the repository (look at them: the notebook is
     rendered, not a login page)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: pip install playwright (the browser is Debian's chromium)", pytrace=False)
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is missing: apt-get install -y chromium", pytrace=False)
+    sync_playwright, chromium = playwright_chromium()
     lab = COURSE.model.lab("lab01")
     url = f"http://{MASTER.ip}:{PORT}/lab/tree/labs/lab01/{lab.notebook}"
     artifacts = Path(os.environ.get(ARTIFACTS_ENV) or tmp_path / "artifacts")

@@ -22,7 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import REPO, execute_notebook
+from helpers import REPO, execute_notebook, playwright_chromium
+from kubelab.twin import hostcmd
 
 DATA = REPO / "tests" / "data" / "trace"
 
@@ -51,13 +52,7 @@ def wait_up(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
 
 def test_notebook_draws_the_trace_as_a_mermaid_svg(tmp_path):
     """recorded evidence from the twins' real 1.20 cluster, drawn by a real kernel, JupyterLab and Chromium."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: pip install playwright (the browser is Debian's chromium)", pytrace=False)
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is missing: apt-get install -y chromium", pytrace=False)
+    sync_playwright, chromium = playwright_chromium()
     work = tmp_path / "nb"
     work.mkdir()
     for f in DATA.glob("*.trace.json"):
@@ -115,11 +110,7 @@ def test_notebook_draws_the_trace_as_a_mermaid_svg(tmp_path):
             finally:
                 browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        hostcmd.stop(proc, grace_s=20)
         log.close()
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 20_000

@@ -364,13 +364,7 @@ class _Build:
                         raise InfrastructureError(f"{what}: did not finish within {timeout:g}s", f"read {self.log}")
                 rc = proc.wait()
             except BaseException:
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                hostcmd.stop(proc, grace_s=20)
                 raise
         if rc != 0:
             last = next((ln.strip() for ln in reversed(out_lines) if ln.strip()), f"exit code {rc}")

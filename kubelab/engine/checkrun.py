@@ -29,6 +29,13 @@ def one_line(exc: BaseException | None) -> str:
     return text.splitlines()[0] if text else (type(exc).__name__ if exc is not None else "")
 
 
+def failure_message(what: str | None, wait_s: float) -> str | None:
+    """What a failed check looked at (the grader's `what`), and how long the engine waited for it to come true:
+    expected and actual alone do not say which object or file they are about."""
+    waited = f"still not so after waiting {wait_s:g}s" if wait_s else ""
+    return ": ".join(part for part in (what, waited) if part) or None
+
+
 def _skip_message(exc: BaseException) -> str:
     return str(getattr(exc, "msg", exc))
 
@@ -104,8 +111,7 @@ class CheckRunner:
                     self.sleep(spec.interval_s)
                     continue
                 result.status, result.expected, result.actual = Status.FAIL, e.expected, e.actual
-                if spec.wait_s:
-                    result.message = f"still not so after waiting {spec.wait_s:g}s"
+                result.message = failure_message(e.what, spec.wait_s)
             except AssertionError as e:
                 if self.clock() < deadline:
                     self.sleep(spec.interval_s)

@@ -74,7 +74,8 @@ def write_junit(result: LabResult, path: str | Path) -> None:
             ET.SubElement(props, "property", name=key, value=value)
         if c.status is Status.FAIL:
             el = ET.SubElement(case, "failure", message=f"expected {c.expected}, got {c.actual}")
-            el.text = f"expected: {c.expected}\nactual: {c.actual}\nhint: {c.hint}"
+            el.text = (f"expected: {c.expected}\nactual: {c.actual}\n" + (f"note: {c.message}\n" if c.message else "")
+                       + f"hint: {c.hint}")
         elif c.status is Status.BLOCKED:
             ET.SubElement(case, "failure", message=c.message or "blocked", type="blocked")
         elif c.status is Status.ERROR:
@@ -98,7 +99,7 @@ def to_html(result: LabResult) -> str:
         detail = ""
         if c.status is Status.FAIL:
             detail = (f"<b>expected</b> <code>{e(str(c.expected))}</code><br><b>actual</b> <code>{e(str(c.actual))}</code>"
-                      f"<br><b>hint</b> {e(c.hint)}")
+                      + (f"<br><b>note</b> {e(c.message)}" if c.message else "") + f"<br><b>hint</b> {e(c.hint)}")
         elif c.status is not Status.PASS:
             detail = e(c.message or "")
         rows.append(

@@ -294,14 +294,19 @@ def _sub_rule(pattern: str, replacement: str, flags: int = 0) -> Rule:
 
 
 
+# one line of kube-apiserver's --token-auth-file, as its docs give it: token,user,uid then optionally the groups,
+# several of them in one double-quoted column ("group1,group2"). A CSV field keeps its spaces, so a name or uid
+# never starts or ends with one: that tells the file from a sentence with commas ("port-forward, like exec, ...").
+_TOKEN_ROW = re.compile(r'^(?P<token>[A-Za-z0-9._~+/=-]{8,}),(?P<user>[^\s,"](?:[^,"\n]*[^\s,"])?),'
+                        r'(?P<uid>[^\s,"]+)(?:,(?:"[^"\n]*"|[^\s,"]+))?\r?$', re.M)
+
+
 def _static_token_file(text: str, ctx: str) -> tuple[str, int]:
-    """kube-apiserver's --token-auth-file (token,user,uid,"groups"): every line of the file is a token line."""
+    """kube-apiserver's --token-auth-file: a file whose every line is a token line."""
     lines = [line for line in text.splitlines() if line.strip()]
-    row = re.compile(r"^([A-Za-z0-9._~+/=-]{8,}),([^,]+),([^,]+)(,.*)?$")
-    if not lines or not all(row.match(line) for line in lines) or REDACTED in text:
+    if not lines or not all(_TOKEN_ROW.match(line) for line in lines) or REDACTED in text:
         return text, 0
-    out = re.sub(r"(?m)^[A-Za-z0-9._~+/=-]{8,}(?=,[^,\n]+,[^,\n]+)", REDACTED, text)
-    return out, len(lines)
+    return _TOKEN_ROW.sub(lambda m: REDACTED + m.group(0)[len(m.group("token")):], text), len(lines)
 
 
 _TOKEN_FILE = re.compile(r"(?i)(token|secret|passw|credential|\.key\b)")

@@ -115,13 +115,8 @@ def _build(final: Path, progress: Callable[[str], None]) -> None:
     except BaseException:
         # Interrupted or failed: stop debootstrap before deleting what it writes, then unmount the
         # /proc and /sys it mounts inside the target, then delete. No half cache stays behind.
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            hostcmd.stop(proc, grace_s=30)
         mounts.remove_tree(tmp)
         raise
     progress(f"base root file system ready in {time.monotonic() - started:.0f}s: {final}")

@@ -74,3 +74,15 @@ def run(cmd: Sequence[str], *, what: str, fix: str, check: bool = True,
         last = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
         raise InfrastructureError(f"{what}: {last}", fix)
     return proc
+
+
+def stop(proc: subprocess.Popen, grace_s: float) -> None:
+    """End a child still running: SIGTERM and up to `grace_s` to clean up after itself, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

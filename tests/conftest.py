@@ -130,10 +130,17 @@ class _RegroupAfterShuffle:
         _group_shared_cluster_modules(items)
 
 
+def _cluster_rank(item) -> int:
+    if item.get_closest_marker("takes_cluster_down"):
+        return 2
+    return 1 if item.get_closest_marker("leaves_cluster_dirty") else 0
+
+
 def _group_shared_cluster_modules(items) -> None:
     """Modules that use `shared_cluster` run one after another, where the first of them would, so the session boots
     it once instead of once per run of them that a plain-twins module interrupts; a module marked
-    `leaves_cluster_dirty` (it breaks what it cannot put back) goes last among them."""
+    `leaves_cluster_dirty` (it breaks what it cannot put back) goes last among them, and one marked
+    `takes_cluster_down` after that: it takes the cluster down as the modules before left it, dirty or not."""
     def module(item):
         return item.nodeid.split("::")[0]
 
@@ -143,7 +150,9 @@ def _group_shared_cluster_modules(items) -> None:
     first = next(k for k, i in enumerate(items) if module(i) in users)
     group = [i for i in items if module(i) in users]
     rest = [i for i in items if module(i) not in users]
-    group.sort(key=lambda i: bool(i.get_closest_marker("leaves_cluster_dirty")))  # stable: file order otherwise
+    group.sort(key=_cluster_rank)  # stable: file order otherwise
+    # a dirty cluster stays up for the module that takes it down, instead of being taken down and booted again
+    _shared["keep_dirty"] = any(_cluster_rank(i) == 2 for i in group)
     before = [i for i in items[:first] if module(i) not in users]
     items[:] = before + group + rest[len(before):]
 
@@ -173,7 +182,7 @@ def ensure_fresh(twins) -> None:
 # The session's kubeadm cluster on the twins, shared by every module that asks for `shared_cluster`: booting one
 # costs ~2 min warm, so modules that only need *a* healthy cluster take turns on one instead of a boot each.
 # ensure_fresh() takes it down (plain fresh twins are another root file system); the next user boots it again.
-_shared = {"state": None}
+_shared = {"state": None, "keep_dirty": False}
 
 
 def _shared_cluster_down() -> None:
@@ -184,29 +193,36 @@ def _shared_cluster_down() -> None:
 
 
 @pytest.fixture(scope="module")
-def shared_cluster(twins):
+def shared_cluster(twins, request):
     """The twins as a joined kubeadm v1.20.2 cluster (kubelab.cluster.cluster.up: init, join, kube-proxy, the demo
     Deployment `bb`), booted at most once per session while no module needs plain twins in between.
 
     A dict: "course" (LoadedCourse), "ts" (TwinSet), "timings", "dirty". A module that changes the cluster puts it
     back in a `finally` (healthy control plane, nodes Ready, its own objects deleted); one that cannot sets
-    state["dirty"] = True and the next module gets a new cluster."""
+    state["dirty"] = True and the next module gets a new cluster. "host_before": tests/hoststate.py's view of the
+    host just before this cluster booted. A module marked `takes_cluster_down` gets the cluster as it is, dirty or
+    not (booted only if there is none), and takes it down."""
+    from hoststate import host_state
+
     state = _shared["state"]
+    takes_down = request.node.get_closest_marker("takes_cluster_down") is not None
     # dirty, or replaced since (a module that boots its own cluster or fresh twins leaves none behind)
-    if state is not None and (state["dirty"] or not _api_ready(state)):
+    if state is not None and not takes_down and (state["dirty"] or not _api_ready(state)):
         _shared_cluster_down()
         state = None
     if state is None:
         course = load_course(REPO)
+        before = host_state()
         try:
             ts, timings = cl.up(course, progress=print)
         except KubelabError as e:
             cl.down(course)
             twins.up(fresh=True, progress=None)
             pytest.fail(f"cluster did not come up: {e.problem}", pytrace=False)
-        state = _shared["state"] = {"course": course, "ts": ts, "timings": timings, "dirty": False}
+        state = _shared["state"] = {"course": course, "ts": ts, "timings": timings, "dirty": False,
+                                    "host_before": before}
     yield state
-    if state["dirty"]:
+    if state["dirty"] and not (_shared["keep_dirty"] and not takes_down):
         _shared_cluster_down()
 
 

@@ -188,7 +188,7 @@ def test_a_question_the_simulation_cannot_answer_is_an_error_not_a_fail(course, 
 @pytest.fixture(scope="module")
 def init_cluster(twins):
     """The twins as a control plane right after `kubeadm init` (no pod network, no join); plain fresh twins
-    again afterwards for the modules that follow (as tests/test_cluster.py's `cluster` fixture does)."""
+    again afterwards for the modules that follow."""
     course = load_course(REPO)
     t0 = time.monotonic()
     try:

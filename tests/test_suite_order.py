@@ -15,15 +15,15 @@ FILES = ["tests/test_course.py", "tests/test_lab10.py", "tests/test_engine.py", 
 CLUSTER = ["tests/test_lab10.py", "tests/test_lab11.py", "tests/test_lab05.py"]
 
 
-def _module_order(*args: str) -> list[str]:
+def _module_order(*args: str, files: list[str] = FILES) -> list[str]:
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                          *args, *FILES], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          *args, *files], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     order: list[str] = []
     for line in out.stdout.splitlines():
         if "::" in line and (m := line.split("::")[0]) not in order[-1:]:
             order.append(m)
-    assert sorted(set(order)) == sorted(FILES), order
+    assert sorted(set(order)) == sorted(files), order
     return order
 
 
@@ -55,3 +55,10 @@ def test_a_shuffled_order_keeps_the_block_dirty_last(shuffled, seed):
 
 def test_the_seeds_really_shuffle(shuffled):
     assert len({tuple(o) for o in shuffled.values()}) == len(SEEDS), shuffled
+
+
+def test_the_module_that_takes_the_cluster_down_runs_after_the_dirty_one():
+    """test_cluster_down takes down the cluster test_lab05 leaves dirty, so neither boots one of its own."""
+    files = ["tests/test_cluster_down.py", "tests/test_course.py", "tests/test_lab05.py", "tests/test_cluster.py"]
+    assert _module_order(files=files) == ["tests/test_cluster.py", "tests/test_lab05.py", "tests/test_cluster_down.py",
+                                          "tests/test_course.py"]

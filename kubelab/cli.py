@@ -21,7 +21,8 @@ LAZY_COMMANDS = {
     "snapshot": Lazy("kubelab.vagrant_cli:snapshot_app", "Per-lab snapshots of all nodes (vagrant snapshot)."),
     "trace": Lazy("kubelab.trace.cli:trace_command",
                   "Draw what happened to one object (a pod): who called the API server, etcd revisions, the "
-                  "scheduler's binding, the kubelet's status updates. Read-only.\n"
+                  "scheduler's binding, the kubelet's status updates and the pod's conditions, the EndpointSlice of a "
+                  "Service selecting it, kube-proxy's endpoint chain for it on every node. Read-only.\n"
                   "Exit 0 drawn, 2 bad usage or unknown object, 3 cluster or node unreachable."),
     "class": Lazy("kubelab.classroom.cli:class_app",
                   "The instructor's side: grade a whole class, from evidence or live."),

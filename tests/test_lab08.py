@@ -180,7 +180,7 @@ def lab(shared_cluster, tmp_path_factory):
         t0 = time.monotonic()
         nb = execute_notebook(_solution_notebook(), folder,
                               {"KUBELAB_SSH_CONFIG": str(ts.ssh_config_file()), "KUBELAB_COURSE": str(REPO)},
-                              timeout=400, drop=("NBGRADER_EXECUTION",))
+                              timeout=600, drop=("NBGRADER_EXECUTION",))
         ran_s = time.monotonic() - t0
         nbformat.write(nb, folder / "ran.ipynb")
         out = {c.metadata.get("nbgrader", {}).get("grade_id"): "".join(o.get("text", "") for o in c.get("outputs", []))

@@ -145,7 +145,8 @@ def test_feedback_shows_hints_and_expected_vs_actual(course_dir, lab01_evidence)
     for c in failed:
         row = f"{c['title']}{c['node']}"
         assert row in text, c["check"]
-        assert f"expected {c['expected']}actual {c['actual']}hint {c['hint']}" in text, c["check"]
+        note = f"note {c['message']}" if c.get("message") else ""  # what the grader looked at, when it said
+        assert f"expected {c['expected']}actual {c['actual']}{note}hint {c['hint']}" in text, c["check"]
     assert "<b>expected</b>" in page and "<b>actual</b>" in page and "<b>hint</b>" in page
     assert "Graded from the evidence recorded" in page
     passing = lab01_evidence.passing.result

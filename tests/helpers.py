@@ -155,6 +155,29 @@ def ssh_ok(ts, node: str, cmd: str, **kw) -> str:
 NOTEBOOK_METADATA = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 
+LEARNER_KUBECONFIG = "/home/vagrant/.kube/config"
+
+
+def learner_kubeconfig_missing(ts) -> bool:
+    """Whether the lab user has no ~/.kube/config yet: a module whose notebook makes one removes it again."""
+    return ssh(ts, "master", f"test -e {LEARNER_KUBECONFIG}").returncode != 0
+
+
+def remove_lab_objects(ts, namespace: str, answers: str, *, made_kubeconfig: bool) -> list[str]:
+    """A lab module's cluster put back as it found it: its namespace deleted (and gone), its answers file and the
+    kubeconfig its notebook made removed. What could not be put back."""
+    kubectl = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+    cmd = (f"{kubectl} delete ns {namespace} --ignore-not-found --wait=true --timeout=120s; rm -f {answers}"
+           + (f"; rm -f {LEARNER_KUBECONFIG}" if made_kubeconfig else ""))
+    problems = []
+    p = ssh(ts, "master", cmd, timeout=180)
+    if p.returncode != 0:
+        problems.append(f"master: {cmd}: {p.stderr.strip()[-200:]}")
+    if ssh(ts, "master", f"{kubectl} get ns {namespace}").returncode == 0:
+        problems.append(f"namespace {namespace} still there")
+    return problems
+
+
 def solution_cells(notebook: str) -> dict:
     """The cells of solutions/<notebook> (e.g. "lab10/lab10_kubelet.ipynb") by their nbgrader grade_id."""
     import nbformat

@@ -35,7 +35,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells, ssh, ssh_ok
+from helpers import (by_id, grade_live, learner_kubeconfig_missing, load_grader, not_passing, remove_lab_objects,
+                     run_cells_live, solution_cells, ssh, ssh_ok)
 from kubelab.cluster import build
 from kubelab.evidence import comparable, replay_lab
 
@@ -175,24 +176,6 @@ def test_ip_inside_the_network_namespace():
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _namespace_gone(ts) -> bool:
-    return ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode != 0
-
-
-def _restore(state, made_kubeconfig: bool) -> list[str]:
-    """The cluster as the module found it; what could not be put back."""
-    ts = state["ts"]
-    problems = []
-    cmd = (f"{KUBECTL} delete ns {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
-           + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
-    p = ssh(ts, "master", cmd, timeout=180)
-    if p.returncode != 0:
-        problems.append(f"master: {cmd}: {p.stderr.strip()[-200:]}")
-    if not _namespace_gone(ts):
-        problems.append(f"namespace {G.NAMESPACE} still there")
-    return problems
-
-
 def _runnable(cells) -> list:
     run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab12"]
     create = cells["create-pod"]
@@ -208,7 +191,7 @@ def _runnable(cells) -> list:
 def lab12(shared_cluster, tmp_path_factory):
     """The solution notebook run on the shared cluster, then its graded, recorded state; put back afterwards."""
     ts = shared_cluster["ts"]
-    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    made_kubeconfig = learner_kubeconfig_missing(ts)
     folder = tmp_path_factory.mktemp("lab12")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
@@ -224,7 +207,7 @@ def lab12(shared_cluster, tmp_path_factory):
             shutil.copy(state["evidence"], os.environ[KEEP_RECORDING])
         yield state
     finally:
-        problems = _restore(state, made_kubeconfig)
+        problems = remove_lab_objects(ts, G.NAMESPACE, ANSWERS, made_kubeconfig=made_kubeconfig)
         if problems:
             shared_cluster["dirty"] = True
             print("lab12 could not put the cluster back:", problems)

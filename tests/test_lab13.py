@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import (by_id, grade_live, load_grader, not_passing, run_cells_live, solution_cells as cells_of, ssh,
-                     ssh_ok)
+from helpers import (by_id, grade_live, learner_kubeconfig_missing, load_grader, not_passing, remove_lab_objects,
+                     run_cells_live, solution_cells as cells_of, ssh_ok)
 from kubelab.cluster import build
 from kubelab.evidence import comparable, replay_lab
 from kubelab.engine.targets import SshConfigTarget
@@ -156,19 +156,6 @@ def test_readers_of_etcdctl_and_cidr():
 # live on the real 1.20 cluster
 # -------------------------------------------------------------------------------------------------
 
-def _restore(state, made_kubeconfig: bool) -> list[str]:
-    ts = state["ts"]
-    problems = []
-    cmd = (f"{KUBECTL} delete ns {G.NAMESPACE} --ignore-not-found --wait=true --timeout=120s; rm -f {ANSWERS}"
-           + ("; rm -f /home/vagrant/.kube/config" if made_kubeconfig else ""))
-    p = ssh(ts, "master", cmd, timeout=180)
-    if p.returncode != 0:
-        problems.append(f"master: {cmd}: {p.stderr.strip()[-200:]}")
-    if ssh(ts, "master", f"{KUBECTL} get ns {G.NAMESPACE}").returncode == 0:
-        problems.append(f"namespace {G.NAMESPACE} still there")
-    return problems
-
-
 def _runnable(cells) -> list:
     run = [c for gid, c in cells.items() if c.cell_type == "code" and gid != "grade_lab13"]
     create = cells["create-pod"]
@@ -184,7 +171,7 @@ def lab13(shared_cluster, tmp_path_factory):
     from kubelab.trace.record import trace_live
 
     ts = shared_cluster["ts"]
-    made_kubeconfig = ssh(ts, "master", "test -e /home/vagrant/.kube/config").returncode != 0
+    made_kubeconfig = learner_kubeconfig_missing(ts)
     folder = tmp_path_factory.mktemp("lab13")
     state = {"course": shared_cluster["course"], "ts": ts}
     try:
@@ -207,7 +194,7 @@ def lab13(shared_cluster, tmp_path_factory):
             shutil.copy(state["trace_file"], Path(os.environ[KEEP]) / "journey.trace.json")
         yield state
     finally:
-        problems = _restore(state, made_kubeconfig)
+        problems = remove_lab_objects(ts, G.NAMESPACE, ANSWERS, made_kubeconfig=made_kubeconfig)
         if problems:
             shared_cluster["dirty"] = True
             print("lab13 could not put the cluster back:", problems)

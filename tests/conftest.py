@@ -102,6 +102,13 @@ def _shuffled(config) -> bool:
 def pytest_configure(config):
     if _shuffled(config):
         config.pluginmanager.register(_RegroupAfterShuffle(), "kubelab-regroup-after-shuffle")
+    worker = getattr(config, "workerinput", {}).get("workerid")  # a pytest-xdist worker (scripts/test.sh: -n 2)
+    if worker:
+        from parallel import enter_own_network_namespace
+
+        # each worker boots its own twin set, with the course's names and addresses, in a network of its own
+        os.environ["KUBELAB_TWIN_INSTANCE"] = worker.replace("gw", "w")
+        enter_own_network_namespace()
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-random-order reads the markers
@@ -109,6 +116,10 @@ def pytest_collection_modifyitems(config, items):
     shuffling = config.pluginmanager.hasplugin("random_order")
     if not _shuffled(config):
         _group_shared_cluster_modules(items)
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup":
+        from parallel import assign_worker_groups
+
+        assign_worker_groups(items)
     for item in items:
         # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
         if "twins" in item.fixturenames and not item.get_closest_marker("twins"):

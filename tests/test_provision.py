@@ -23,14 +23,11 @@ ends at the same server); Chromium is Debian's, driven by Playwright.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,9 +35,9 @@ from pathlib import Path
 
 import pytest
 
+import warm_caches
 from helpers import kubelab, playwright_chromium
 from kubelab.course import load_course
-from kubelab.twin.paths import cache_root
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE = load_course(REPO)
@@ -150,41 +147,15 @@ def share_control_plane_key(twins) -> None:
 
 
 def twin_python_version(twins) -> str:
-    link = os.readlink(twins.paths.node(MASTER.name).rootfs / "usr/bin/python3")  # python3.11
-    return link.removeprefix("python")
+    return warm_caches.twin_python_version(twins.paths.node(MASTER.name).rootfs)  # 3.11
 
 
 @pytest.fixture(scope="module")
 def wheelhouse(fresh_twins) -> Path:
-    """Wheels for the master's venv, for the twins' Python, downloaded from PyPI once and cached."""
-    py = twin_python_version(fresh_twins)
-    key = hashlib.sha256(b"".join([(REPO / "pyproject.toml").read_bytes(), REQUIREMENTS.read_bytes(),
-                                   py.encode(), os.uname().machine.encode()])).hexdigest()[:16]
-    final = cache_root() / "wheelhouse" / key
-    if (final / ".complete").is_file():
-        print(f"\nwheelhouse (cached): {final}")
-        return final
-    t0 = time.monotonic()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
-    try:
-        src = work / "src"
-        src.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(REPO / name, src / name)
-        shutil.copytree(REPO / "kubelab", src / "kubelab", ignore=shutil.ignore_patterns("__pycache__"))
-        wheels = work / "wheels"
-        p = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                            "-d", str(wheels), "--python-version", py, "--only-binary=:all:",
-                            f"{src}[notebooks]", "-r", str(REQUIREMENTS)],
-                           capture_output=True, text=True, timeout=1200)
-        assert p.returncode == 0, f"pip download failed: {p.stderr[-3000:]}"
-        (wheels / ".complete").write_text(f"{py}\n")
-        shutil.rmtree(final, ignore_errors=True)
-        os.rename(wheels, final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"\nwheelhouse downloaded from PyPI in {time.monotonic() - t0:.0f}s: {final}")
+    """Wheels for the master's venv, for the twins' Python, downloaded from PyPI once and cached (by
+    scripts/test.sh before the suite starts: the test workers have no network)."""
+    final = warm_caches.wheelhouse(twin_python_version(fresh_twins))
+    print(f"\nwheelhouse: {final}")
     return final
 
 

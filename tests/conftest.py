@@ -1,4 +1,5 @@
-"""Shared fixtures. `twins`: the course's lab twins, booted once per test session and always torn down."""
+"""Shared fixtures. `twins`: the course's lab twins, booted once per test session (once per worker when the suite
+runs on pytest-xdist workers: tests/parallel.py) and always torn down."""
 
 from __future__ import annotations
 
@@ -151,7 +152,8 @@ def pytest_collection_modifyitems(config, items):
     if units_file:  # a worker: the controller's UnitScheduling hands out whole units
         from parallel import order_into_units, write_units
 
-        write_units(units_file, order_into_units(items), config.workerinput["workerid"])
+        write_units(units_file, order_into_units(items, config.workerinput["workercount"]),
+                    config.workerinput["workerid"])
     for item in items:
         # a test that uses the twins through any fixture is a twins test: `-m "not twins"` never waits for the lease
         if "twins" in item.fixturenames and not item.get_closest_marker("twins"):

@@ -53,21 +53,53 @@ def _module(nodeid: str) -> str:
     return nodeid.split("::")[0]
 
 
-def order_into_units(items) -> dict[str, str]:
-    """Order the tests unit by unit, longest kind first (shared cluster, Lab 1's evidence readers, other twins
-    modules, the rest; each kind in its collected order, each unit's tests in their written order) and return
-    {node id: unit}."""
+SECONDS = Path(__file__).with_name("module_seconds.json")  # measured per module; see split_cluster_modules
+DEFAULT_SECONDS = 120  # a module not measured yet (a new lab): about what a lab's live module takes
+
+
+def module_seconds() -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(SECONDS.read_text())["seconds"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def split_cluster_modules(modules: list[str], parts: int, seconds: dict[str, float]) -> list[list[str]]:
+    """The shared-cluster modules in `parts` units of about equal time, one cluster each (a boot costs ~2 min, a
+    shared-cluster unit alone takes longer than all the other modules together), longest first into the least
+    loaded part; inside a part the modules keep their order (a module that leaves the cluster dirty stays last)."""
+    parts = max(1, min(parts, len(modules)))
+    load = [0.0] * parts
+    part_of: dict[str, int] = {}
+    for m in sorted(modules, key=lambda m: -seconds.get(m, DEFAULT_SECONDS)):
+        i = load.index(min(load))
+        part_of[m] = i
+        load[i] += seconds.get(m, DEFAULT_SECONDS)
+    return [[m for m in modules if part_of[m] == i] for i in range(parts)]
+
+
+def order_into_units(items, workers: int = 1, seconds: dict[str, float] | None = None) -> dict[str, str]:
+    """Order the tests unit by unit, longest kind first (the shared-cluster units, one per worker; Lab 1's evidence
+    readers; other twins modules; the rest: each kind in its collected order, each unit's tests in their written
+    order) and return {node id: unit}."""
     shared: dict[str, str] = {}
+    cluster: list[str] = []
     for item in items:
-        if "shared_cluster" in item.fixturenames:
-            shared[_module(item.nodeid)] = "shared-cluster"
-        elif "lab01_evidence" in item.fixturenames:
-            shared.setdefault(_module(item.nodeid), "lab01-evidence")
+        m = _module(item.nodeid)
+        if "shared_cluster" in item.fixturenames and m not in cluster:
+            cluster.append(m)
+        elif "lab01_evidence" in item.fixturenames and m not in cluster:
+            shared.setdefault(m, "lab01-evidence")
+    parts = split_cluster_modules(cluster, workers, module_seconds() if seconds is None else seconds)
+    for i, part in enumerate(parts, 1):
+        for m in part:
+            shared[m] = "shared-cluster" if len(parts) == 1 else f"shared-cluster-{i}"
 
     def unit_of(item) -> str:
         return shared.get(_module(item.nodeid), _module(item.nodeid))
 
-    rank: dict[str, int] = {"shared-cluster": 0, "lab01-evidence": 1}
+    rank: dict[str, int] = {unit: 0 for unit in shared.values() if unit.startswith("shared-cluster")}
+    rank["lab01-evidence"] = 1
     for item in items:  # a unit's rank, not a test's: a unit's tests stay in their written order
         unit = unit_of(item)
         rank[unit] = min(rank.get(unit, 3), 2 if "twins" in item.fixturenames else 3)
@@ -96,3 +128,38 @@ class UnitScheduling(LoadScopeScheduling):
             except (OSError, ValueError):
                 self._units = {}  # no units: one module per unit, still whole
         return self._units.get(nodeid) or _module(nodeid)
+
+
+def seconds_from_junit(report: Path) -> dict[str, float]:
+    """{module: seconds} from a `--junitxml` report (each test's time is its setup, call and teardown)."""
+    import xml.etree.ElementTree as ET
+
+    out: dict[str, float] = {}
+    for case in ET.parse(report).iter("testcase"):
+        module = "tests/" + case.get("classname", "").split(".")[1] + ".py" if "." in case.get("classname", "") \
+            else None
+        if module:
+            out[module] = round(out.get(module, 0.0) + float(case.get("time", 0)), 1)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="refresh tests/module_seconds.json from a whole run's --junitxml")
+    ap.add_argument("--seconds-from", type=Path, required=True, metavar="REPORT.xml")
+    args = ap.parse_args()
+    from xml.etree.ElementTree import ParseError
+
+    try:
+        measured = seconds_from_junit(args.seconds_from)
+    except (OSError, ValueError, ParseError) as e:
+        raise SystemExit(f"error: cannot read {args.seconds_from}: {e}\nfix: pass the file pytest --junitxml wrote")
+    data = json.loads(SECONDS.read_text())
+    root = Path(__file__).resolve().parents[1]
+    cluster = {m for m in measured if "shared_cluster" in (root / m).read_text(errors="replace")}
+    data["seconds"] = {m: measured.get(m, s) for m, s in data["seconds"].items()} | \
+        {m: measured[m] for m in sorted(cluster - set(data["seconds"]))}
+    data["measured"] = f"from {args.seconds_from.name}: the sum of each module's test times"
+    SECONDS.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"{SECONDS}: {len(data['seconds'])} modules")

@@ -18,6 +18,7 @@ import pytest
 from helpers import clean_environ, kubelab
 from kubelab.course import load_course
 from kubelab.twin import paths
+from parallel import DEFAULT_SECONDS, seconds_from_junit, split_cluster_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = load_course(ROOT)
@@ -30,21 +31,21 @@ FILES = ["tests/test_course.py", "tests/test_lab10.py", "tests/test_twins.py", "
 
 # prints each collected test's unit of work, in the order a worker hands them to the controller
 _SHOW_UNITS = textwrap.dedent("""
-    import json, sys, pytest
+    import json, os, sys, pytest
     sys.path.insert(0, "tests")
     from parallel import order_into_units
     class Show:
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, items):
-            for nodeid, unit in order_into_units(items).items():
+            for nodeid, unit in order_into_units(items, int(os.environ["WORKERS"])).items():
                 print("UNIT " + json.dumps([nodeid, unit]))
     sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *sys.argv[1:]], plugins=[Show()]))
 """)
 
 
-def _units(*args: str) -> list[tuple[str, str]]:
+def _units(*args: str, workers: int = 1) -> list[tuple[str, str]]:
     out = subprocess.run([sys.executable, "-c", _SHOW_UNITS, *args, *FILES], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300, env=clean_environ())
+                         text=True, timeout=300, env={**clean_environ(), "WORKERS": str(workers)})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     return [tuple(json.loads(ln[5:])) for ln in out.stdout.splitlines() if ln.startswith("UNIT ")]
 
@@ -73,18 +74,58 @@ def test_each_module_is_one_unit_kept_whole_the_shared_cluster_first():
                      "tests/test_yamldata.py"]
 
 
-def test_two_real_workers_each_run_whole_modules_in_their_written_order():
+def test_on_two_workers_the_shared_cluster_modules_are_two_units_each_whole_and_first():
+    units = _units(workers=2)
+    unit_of = {nodeid.split("::")[0]: unit for nodeid, unit in units}
+    assert sorted(unit_of[m] for m in CLUSTER) == ["shared-cluster-1", "shared-cluster-2"]
+    order = _modules_in_order(n for n, _ in units)
+    assert set(order[:2]) == set(CLUSTER) and len(order) == len(FILES)
+
+
+def test_the_shared_cluster_modules_split_by_measured_time_keeping_their_order():
+    seconds = {"a": 100, "b": 400, "c": 300, "d": 200, "e": 50}
+    # longest first into the least loaded part: b | c, d | a | e
+    assert split_cluster_modules(list("abcde"), 2, seconds) == [["a", "b", "e"], ["c", "d"]]
+    assert split_cluster_modules(list("abcde"), 1, seconds) == [list("abcde")]
+    assert split_cluster_modules(["a"], 2, seconds) == [["a"]]  # never an empty unit
+    # a module not measured yet counts as DEFAULT_SECONDS
+    assert split_cluster_modules(["new", "b"], 2, {"b": DEFAULT_SECONDS + 1}) == [["b"], ["new"]]
+    # a part keeps the written order: the module that leaves the cluster dirty (written last) stays last
+    assert split_cluster_modules(["x", "y", "dirty"], 2, {"x": 10, "y": 10, "dirty": 500}) == [["dirty"], ["x", "y"]]
+    assert split_cluster_modules(["big", "x", "dirty"], 2, {"big": 500, "x": 10, "dirty": 10}) == \
+        [["big"], ["x", "dirty"]]
+
+
+def test_module_seconds_are_summed_from_a_junit_report(tmp_path):
+    report = tmp_path / "r.xml"
+    report.write_text('<testsuites><testsuite name="pytest">'
+                      '<testcase classname="tests.test_lab09" name="a" time="100.5"/>'
+                      '<testcase classname="tests.test_lab09" name="b" time="20.25"/>'
+                      '<testcase classname="tests.test_course" name="c" time="1"/>'
+                      '</testsuite></testsuites>')
+    assert seconds_from_junit(report) == {"tests/test_lab09.py": 120.8, "tests/test_course.py": 1.0}
+    report.write_text("<testsuites><testsuite")  # cut short: a one-line error, the file left as it was
+    before = (ROOT / "tests" / "module_seconds.json").read_text()
+    out = subprocess.run([sys.executable, "tests/parallel.py", "--seconds-from", str(report)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith(f"error: cannot read {report}: "), out.stderr
+    assert "Traceback" not in out.stderr and (ROOT / "tests" / "module_seconds.json").read_text() == before
+
+
+def test_two_real_workers_each_run_whole_modules_in_their_written_order(tmp_path):
     """Real: `-n 2 --dist loadgroup` (as scripts/test.sh runs the suite) over modules that need no twins; each
     module's tests all on one worker, in the order a serial run has them."""
-    files = ["tests/test_course.py", "tests/test_yamldata.py", "tests/test_swapfacts.py", "tests/test_answers.py"]
+    files = ["tests/test_course.py", "tests/test_yamldata.py", "tests/test_swapfacts.py", "tests/test_nodefacts.py"]
+    # not this session's xdist settings, and a base temp of its own (pytest prunes old ones: never the outer run's)
+    env = {k: v for k, v in clean_environ().items() if not k.startswith("PYTEST_")}
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-n", "2", "--dist",
-                          "loadgroup", "--no-loadscope-reorder", *files], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600, env=clean_environ())
+                          "loadgroup", "--no-loadscope-reorder", f"--basetemp={tmp_path / 'run'}", *files], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout[-2000:]
     ran = [(m.group(1), m.group(2)) for m in re.finditer(r"^\[(gw\d)\] .*?(?:PASSED|FAILED|SKIPPED|ERROR) (.+?) *$",
                                                          run.stdout, re.M)]
     serial = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                             *files], cwd=ROOT, capture_output=True, text=True, timeout=300, env=clean_environ())
+                             *files], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     written = [ln for ln in serial.stdout.splitlines() if "::" in ln]
     assert sorted(n for _, n in ran) == sorted(written)
     assert {w for w, _ in ran} == {"gw0", "gw1"}, "both workers had work"

